@@ -1,0 +1,53 @@
+# fraudops: every target a person runs is the one CI runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+PYTEST_ARGS ?=
+
+# Telemetry off and nothing reaches out to the internet, in every command started from here.
+export DO_NOT_TRACK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: help install run test test-fast lint format bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from uv.lock (all extras, dev group)
+	$(UV) sync --frozen --all-extras --compile-bytecode
+
+run: install ## The lifecycle on embedded defaults: generate, validate, features (DVC), push
+	$(RUN) dvc repro
+	$(RUN) dvc push
+	@echo "done: dvc status ->" && $(RUN) dvc status
+
+test: install ## Every test: unit, data, integration, e2e (what CI runs)
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-fast: install ## Unit and data tests only (no e2e, slow, or container tests)
+	$(RUN) pytest -m "not e2e and not slow and not container" $(PYTEST_ARGS)
+
+lint: install ## ruff (lint + format check) and mypy strict
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: install ## Apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+bench: install ## Benchmarks; results go to docs/benchmarks.md
+	$(RUN) python -m benchmarks
+
+clean: ## Remove the environment and local state (not DVC-tracked data in the cache)
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

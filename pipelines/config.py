@@ -1,0 +1,215 @@
+"""Configuration models: the types and limits of every value in `configs/*.yaml`.
+
+Values live in the YAML files; this module only validates them, once, at the boundary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipelines.errors import ConfigError
+
+DEFAULT_PIPELINE_CONFIG = Path("configs/pipeline.yaml")
+DEFAULT_PROJECT_CONFIG = Path("configs/project.yaml")
+
+DriftScenario = Literal["none", "new_fraud_pattern", "amount_inflation", "new_terminals"]
+
+
+class Strict(BaseModel):
+    """Base model: unknown keys are an error, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectConfig(Strict):
+    """Identity of the project (`configs/project.yaml`)."""
+
+    name: str = Field(min_length=1)
+    slug: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    experiment_name: str = Field(min_length=1)
+    monitoring_experiment_name: str = Field(min_length=1)
+    registered_model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Paths(Strict):
+    """Where each stage reads and writes, relative to the project root."""
+
+    raw: Path
+    production: Path
+    clean: Path
+    quarantine: Path
+    features: Path
+    metrics: Path
+
+
+class Source(Strict):
+    """Where raw transactions come from: the simulator or the user's own file."""
+
+    kind: Literal["simulator", "file"]
+    path: Path | None = None
+    column_map: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> Source:
+        if self.kind == "file" and self.path is None:
+            raise ValueError("source.path is required when source.kind is 'file'")
+        if self.path is not None and self.path.suffix.lower() not in {".parquet", ".csv"}:
+            raise ValueError(f"source.path must end in .parquet or .csv, got {self.path}")
+        return self
+
+
+class FraudScenarios(Strict):
+    """The handbook's three fraud scenarios."""
+
+    amount_threshold: float = Field(gt=0)
+    compromised_terminals_per_day: int = Field(ge=0)
+    terminal_compromise_days: int = Field(ge=1)
+    compromised_customers_per_day: int = Field(ge=0)
+    customer_compromise_days: int = Field(ge=1)
+    customer_fraud_share: float = Field(ge=0, le=1)
+    customer_amount_factor: float = Field(gt=0)
+
+
+class Production(Strict):
+    """A later production period, optionally with injected drift, for monitoring."""
+
+    n_days: int = Field(ge=1, le=3650)
+    drift: DriftScenario
+    new_pattern_customers_per_day: int = Field(ge=0)
+    new_pattern_tx_per_customer: int = Field(ge=1)
+    new_pattern_amount_max: float = Field(gt=0)
+    amount_inflation_factor: float = Field(gt=0)
+    new_terminals: int = Field(ge=1)
+    new_terminal_share: float = Field(ge=0, le=1)
+
+
+class Generate(Strict):
+    """Simulator parameters (the handbook's design and default values)."""
+
+    seed: int = Field(ge=0)
+    start_date: dt.date
+    n_customers: int = Field(ge=1, le=10_000_000)
+    n_terminals: int = Field(ge=1, le=10_000_000)
+    n_days: int = Field(ge=1, le=3650)
+    area_size: float = Field(gt=0)
+    terminal_radius: float = Field(gt=0)
+    reference_terminals: int = Field(ge=1)
+    amount_mean_min: float = Field(ge=0)
+    amount_mean_max: float = Field(gt=0)
+    tx_per_day_max: float = Field(gt=0)
+    time_of_day_mean_s: float = Field(ge=0, le=86_400)
+    time_of_day_sd_s: float = Field(gt=0)
+    fraud: FraudScenarios
+
+    @model_validator(mode="after")
+    def _amount_range(self) -> Generate:
+        if self.amount_mean_min > self.amount_mean_max:
+            raise ValueError("generate.amount_mean_min must not exceed generate.amount_mean_max")
+        return self
+
+
+class Validate(Strict):
+    """Data contract limits applied by the `validate` stage."""
+
+    max_quarantine_share: float = Field(ge=0, le=1)
+    min_datetime: dt.datetime
+    max_datetime: dt.datetime
+
+    @model_validator(mode="after")
+    def _range(self) -> Validate:
+        if self.min_datetime >= self.max_datetime:
+            raise ValueError("validate.min_datetime must be before validate.max_datetime")
+        return self
+
+
+class Features(Strict):
+    """The baseline feature set: windows, label delay, night hours."""
+
+    label_delay_days: int = Field(ge=0, le=365)
+    customer_windows_days: list[int] = Field(min_length=1)
+    terminal_windows_days: list[int] = Field(min_length=1)
+    night_max_hour: int = Field(ge=0, le=23)
+
+    @model_validator(mode="after")
+    def _windows(self) -> Features:
+        for name in ("customer_windows_days", "terminal_windows_days"):
+            values = getattr(self, name)
+            if any(v < 1 for v in values) or len(set(values)) != len(values):
+                raise ValueError(f"features.{name} must be distinct whole days >= 1")
+        return self
+
+
+class PipelineConfig(Strict):
+    """Every value of the offline pipeline (`configs/pipeline.yaml`)."""
+
+    paths: Paths
+    source: Source
+    generate: Generate
+    production: Production
+    validate_: Validate = Field(alias="validate")
+    features: Features
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `data` with dotted keys (`generate.n_days`) set to new values."""
+    result: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data))
+    for dotted, value in overrides.items():
+        node = result
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {dotted!r}: {key!r} is not a section of the config")
+            node = child
+        if leaf not in node:
+            raise ConfigError(f"override {dotted!r}: unknown key {leaf!r}")
+        node[leaf] = value
+    return result
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        problems.append(f"{key}: {err['msg']}{shown}")
+    return f"{path}: " + "; ".join(problems)
+
+
+def load_pipeline_config(
+    path: Path = DEFAULT_PIPELINE_CONFIG, overrides: dict[str, Any] | None = None
+) -> PipelineConfig:
+    """Load and validate the pipeline config, with optional dotted-key overrides."""
+    data = apply_overrides(_read_yaml(path), overrides or {})
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None
+
+
+def load_project_config(path: Path = DEFAULT_PROJECT_CONFIG) -> ProjectConfig:
+    """Load and validate the project identity."""
+    try:
+        return ProjectConfig.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None

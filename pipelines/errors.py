@@ -1,0 +1,21 @@
+"""Domain errors of the offline pipeline.
+
+Each is an expected failure with a one-line message; the CLI prints the message and exits
+non-zero without a traceback.
+"""
+
+
+class FraudOpsError(Exception):
+    """Base class of every expected, user-facing failure."""
+
+
+class ConfigError(FraudOpsError):
+    """A configuration file is missing, unreadable, or holds a value that is not allowed."""
+
+
+class DataContractError(FraudOpsError):
+    """Input data breaks the transaction contract (missing column, unreadable file, ...)."""
+
+
+class QuarantineLimitError(DataContractError):
+    """More rows were quarantined than the configured share allows."""

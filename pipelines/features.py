@@ -1,0 +1,108 @@
+"""Stage `features`: the baseline fraud features, point-in-time correct, in SQL on DuckDB.
+
+Windows are RANGE frames over the transaction time in integer microseconds, so a window of
+w days ending at a transaction is exactly (t - w, t]: every transaction at the same instant
+counts (ties are counted in full, deterministically), the one at exactly t - w does not.
+Terminal windows end `label_delay_days` before the transaction, because fraud labels of
+the last days are not known yet at scoring time: (t - d - w, t - d] is computed as the
+difference of the frames (t - d - w, t] and (t - d, t], which share one sort.
+
+Portability: the statement is standard SQL window frames; only `epoch_us`, `isodow` and
+`hour` are DuckDB spellings (Spark SQL: `unix_micros`, `dayofweek`, `hour`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+
+from pipelines import schema
+from pipelines.config import Features
+
+log = logging.getLogger(__name__)
+
+DAY_US = 86_400 * 1_000_000
+# A terminal window's count and fraud count are summed as one BIGINT (count + frauds * 2^32):
+# one aggregate per frame instead of two. Exact while a window holds < 2^32 transactions.
+FRAUD_UNIT = 1 << 32
+
+
+def customer_columns(cfg: Features) -> list[str]:
+    """Names of the customer window features, in output order."""
+    return [f"customer_id_{kind}_{w}day_window"
+            for w in cfg.customer_windows_days for kind in ("nb_tx", "avg_amount")]
+
+
+def terminal_columns(cfg: Features) -> list[str]:
+    """Names of the terminal window features, in output order."""
+    return [f"terminal_id_{kind}_{w}day_window"
+            for w in cfg.terminal_windows_days for kind in ("nb_tx", "risk")]
+
+
+def feature_columns(cfg: Features) -> list[str]:
+    """The model's input columns, in order: one definition for training and serving."""
+    base = [schema.TX_AMOUNT, "tx_during_weekend", "tx_during_night"]
+    return base + customer_columns(cfg) + terminal_columns(cfg)
+
+
+def _frame(days: int) -> str:
+    return f"RANGE BETWEEN {days * DAY_US - 1} PRECEDING AND CURRENT ROW"
+
+
+def features_sql(cfg: Features, source: str) -> str:
+    """The feature query over `source` (a table name or a `read_parquet(...)` call)."""
+    d = cfg.label_delay_days
+    customer = []
+    for w in cfg.customer_windows_days:
+        customer.append(f"count(*) OVER (c {_frame(w)}) AS customer_id_nb_tx_{w}day_window")
+        customer.append(f"avg(tx_amount) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window")
+    spans = sorted({d, *(d + w for w in cfg.terminal_windows_days)})
+    packed = [f"sum(1 + tx_fraud::BIGINT * {FRAUD_UNIT}) OVER (t {_frame(s)}) AS _t{s}"
+              if s > 0 else f"0::BIGINT AS _t{s}" for s in spans]
+    terminal = []
+    for w in cfg.terminal_windows_days:
+        diff = f"(_t{d + w} - _t{d})"
+        n = f"({diff} % {FRAUD_UNIT})"
+        terminal.append(f"{n} AS terminal_id_nb_tx_{w}day_window")
+        terminal.append(f"CASE WHEN {n} = 0 THEN 0.0 ELSE ({diff} // {FRAUD_UNIT}) / {n} END "
+                        f"AS terminal_id_risk_{w}day_window")
+    raw = ", ".join(schema.RAW_COLUMNS)
+    return f"""
+WITH tx AS (SELECT {raw}, epoch_us(tx_datetime) AS ts FROM {source}),
+windows AS (
+  SELECT {raw},
+    CAST(isodow(tx_datetime) >= 6 AS INTEGER) AS tx_during_weekend,
+    CAST(hour(tx_datetime) <= {cfg.night_max_hour} AS INTEGER) AS tx_during_night,
+    {", ".join(customer)},
+    {", ".join(packed)}
+  FROM tx
+  WINDOW c AS (PARTITION BY customer_id ORDER BY ts), t AS (PARTITION BY terminal_id ORDER BY ts)
+)
+SELECT * EXCLUDE ({", ".join(f"_t{s}" for s in spans)}), {", ".join(terminal)}
+FROM windows
+ORDER BY transaction_id
+"""
+
+
+def build_features(clean: Path, out: Path, cfg: Features, threads: int | None = None) -> int:
+    """Compute the features of `clean` (parquet) into `out` (parquet); return the row count."""
+    con = duckdb.connect()
+    try:
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        con.execute("SET preserve_insertion_order = false")
+        source = f"read_parquet('{_quote(clean)}')"
+        con.execute(f"COPY ({features_sql(cfg, source)}) TO '{_quote(out)}' "
+                    "(FORMAT parquet, COMPRESSION zstd)")
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{_quote(out)}')").fetchone()
+    finally:
+        con.close()
+    count = int(rows[0]) if rows else 0
+    log.info("features: %d rows, %d features -> %s", count, len(feature_columns(cfg)), out)
+    return count
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")

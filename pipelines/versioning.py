@@ -1,0 +1,66 @@
+"""The one module that talks to DVC: reproduce stages, push data, and report data versions.
+
+The data version of a run is the DVC hash (md5) that `dvc.lock` records for the validated
+transactions: the same bytes always give the same version, on any machine.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+
+from pipelines.errors import FraudOpsError
+
+log = logging.getLogger(__name__)
+
+
+class VersioningError(FraudOpsError):
+    """DVC could not reproduce, push, or report a version."""
+
+
+def stage_names(root: Path = Path(".")) -> list[str]:
+    """The stages of `dvc.yaml`, in file order (which is the DAG order here)."""
+    data = yaml.safe_load((root / "dvc.yaml").read_text())
+    return list(data.get("stages", {}))
+
+
+def data_version(path: Path, root: Path = Path(".")) -> str:
+    """The md5 that `dvc.lock` records for output `path` (relative to `root`)."""
+    lock_file = root / "dvc.lock"
+    if not lock_file.exists():
+        raise VersioningError(f"{lock_file}: not found; run `dvc repro` first")
+    lock = yaml.safe_load(lock_file.read_text()) or {}
+    for stage in lock.get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if Path(out["path"]) == Path(path):
+                return str(out["md5"])
+    raise VersioningError(f"{lock_file}: no output {path}; run `dvc repro` first")
+
+
+def reproduce(stage: str, root: Path = Path(".")) -> list[str]:
+    """Run one stage (and nothing else) if its deps changed; return the stages that ran."""
+    from dvc.repo import Repo  # heavy: imported only when a stage actually runs
+
+    with Repo(str(root)) as repo:
+        ran = repo.reproduce(stage, single_item=True)
+    names = [getattr(s, "addressing", str(s)) for s in ran]
+    log.info("dvc: %s", f"ran {', '.join(names)}" if names else f"{stage} up to date")
+    return names
+
+
+def push(root: Path = Path(".")) -> int:
+    """Push cached outputs to the default remote; return how many files were transferred."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return int(repo.push())
+
+
+def is_clean(root: Path = Path(".")) -> bool:
+    """True when every stage's outputs match `dvc.lock`."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return not repo.status()

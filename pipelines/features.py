@@ -48,7 +48,8 @@ def feature_columns(cfg: Features) -> list[str]:
 
 
 def _frame(days: int) -> str:
-    return f"RANGE BETWEEN {days * DAY_US - 1} PRECEDING AND CURRENT ROW"
+    """(t - days, t]; with 0 days, the transactions at t itself (never known at t: excluded)."""
+    return f"RANGE BETWEEN {max(days * DAY_US - 1, 0)} PRECEDING AND CURRENT ROW"
 
 
 def features_sql(cfg: Features, source: str) -> str:
@@ -60,7 +61,7 @@ def features_sql(cfg: Features, source: str) -> str:
         customer.append(f"avg(tx_amount) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window")
     spans = sorted({d, *(d + w for w in cfg.terminal_windows_days)})
     packed = [f"sum(1 + tx_fraud::BIGINT * {FRAUD_UNIT}) OVER (t {_frame(s)}) AS _t{s}"
-              if s > 0 else f"0::BIGINT AS _t{s}" for s in spans]
+              for s in spans]
     terminal = []
     for w in cfg.terminal_windows_days:
         diff = f"(_t{d + w} - _t{d})"

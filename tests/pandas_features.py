@@ -54,8 +54,9 @@ def build_features(
     tx = tx.copy()
     tx["tx_during_weekend"] = (tx["tx_datetime"].dt.weekday >= 5).astype(int)
     tx["tx_during_night"] = (tx["tx_datetime"].dt.hour <= night_max_hour).astype(int)
-    tx = tx.groupby("customer_id", group_keys=False).apply(
+    # Grouping by the values (not the column name) keeps the column inside each group.
+    tx = tx.groupby(tx["customer_id"].to_numpy(), group_keys=False).apply(
         lambda g: customer_spending(g, customer_windows))
-    tx = tx.groupby("terminal_id", group_keys=False).apply(
+    tx = tx.groupby(tx["terminal_id"].to_numpy(), group_keys=False).apply(
         lambda g: terminal_risk(g, delay, terminal_windows))
-    return tx.sort_values("transaction_id").reset_index(drop=True)
+    return tx.reset_index(drop=True).sort_values("transaction_id").reset_index(drop=True)

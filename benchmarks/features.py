@@ -1,0 +1,176 @@
+"""Section `features`: the DuckDB feature stage against the pandas oracle, and at 10x.
+
+Both implementations read the same parquet and write a parquet of the features (zstd), so
+the comparison covers the whole stage, not only the arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.context import Context, Scale
+from benchmarks.measure import Summary, repeat
+from benchmarks.report import (
+    SectionResult,
+    Target,
+    megabytes,
+    now_utc,
+    seconds,
+    table,
+    targets_table,
+    wall_cell,
+)
+
+DUCKDB_REPEATS = 3
+LARGE_REPEATS = 2
+ORACLE_REPEATS = 1
+GB = 1e9
+BASE_MEMORY_LIMIT = 1 * GB
+LARGE_MEMORY_LIMIT = 4 * GB
+MAX_GROWTH = 12.0
+MIN_SPEEDUP = 20.0
+# Implementation -> (worker task, label in the report).
+TASKS = {
+    "duckdb": ("duckdb_features", "DuckDB stage"),
+    "pandas": ("pandas_features", "pandas oracle"),
+}
+RUN_HEADERS = (
+    "Run",
+    "Rows",
+    "N",
+    "Wall s, median (range)",
+    "CPU s",
+    "CPU / wall",
+    "Peak RSS MB",
+    "RSS after imports MB",
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """Repeated measurements of one implementation at one size."""
+
+    label: str
+    scale: Scale
+    summary: Summary
+
+
+@dataclass(frozen=True)
+class Results:
+    """The measurements of the section (`large` is None in quick mode)."""
+
+    duckdb: Run
+    oracle: Run
+    large: Run | None = None
+
+
+def _run(ctx: Context, impl: str, scale: Scale, n: int) -> Run:
+    data = ctx.dataset(scale)
+    out = ctx.scratch(f"features-{impl}-{scale.label}.parquet")
+    task, label = TASKS[impl]
+    summary = repeat(f"{label} {scale.label}", n, task, clean=str(data.path), out=str(out))
+    return Run(label, scale, summary)
+
+
+def measure(ctx: Context) -> Results:
+    """Run every measurement of the section."""
+    duckdb = _run(ctx, "duckdb", ctx.base, DUCKDB_REPEATS)
+    oracle = _run(ctx, "pandas", ctx.base, ORACLE_REPEATS)
+    large = None if ctx.large is None else _run(ctx, "duckdb", ctx.large, LARGE_REPEATS)
+    return Results(duckdb, oracle, large)
+
+
+def _row(run: Run) -> tuple[str, ...]:
+    s = run.summary
+    return (
+        f"{run.label}, {run.scale.label}",
+        f"{s.extra('rows'):,}",
+        str(s.n),
+        wall_cell(s),
+        seconds(s.cpu_s),
+        f"{s.cpu_s / s.wall_s:.2f}",
+        megabytes(s.peak_rss_bytes),
+        megabytes(s.base_rss_bytes),
+    )
+
+
+def runs_table(r: Results) -> str:
+    """One row per implementation and size."""
+    runs = [r.duckdb, r.oracle] + ([r.large] if r.large else [])
+    return table(RUN_HEADERS, [_row(run) for run in runs])
+
+
+def _ratio_row(label: str, top: Summary, bottom: Summary) -> tuple[str, str, str]:
+    return label, f"{top.wall_s / bottom.wall_s:.1f}x", f"{top.cpu_s / bottom.cpu_s:.1f}x"
+
+
+def ratios_table(r: Results) -> str:
+    """Speed-up of DuckDB over the oracle, and growth of the DuckDB stage with size."""
+    base = r.duckdb.scale.label
+    rows = [_ratio_row(f"pandas oracle / DuckDB, {base}", r.oracle.summary, r.duckdb.summary)]
+    if r.large:
+        label = f"DuckDB {r.large.scale.label} / {base}"
+        rows.append(_ratio_row(label, r.large.summary, r.duckdb.summary))
+    return table(("Ratio", "Wall time", "CPU time"), rows)
+
+
+def _memory_target(run: Run, limit: float) -> Target:
+    peak = run.summary.peak_rss_bytes
+    name = f"DuckDB stage peak RSS, {run.scale.label}"
+    return Target(name, f"< {limit / GB:.0f} GB", f"{megabytes(peak)} MB", peak < limit)
+
+
+def _speedup_target(kind: str, oracle: float, duckdb: float) -> Target:
+    ratio = oracle / duckdb
+    name = f"pandas oracle / DuckDB, {kind} time"
+    return Target(name, f">= {MIN_SPEEDUP:.0f}x", f"{ratio:.1f}x", ratio >= MIN_SPEEDUP)
+
+
+def _growth_target(base: Run, large: Run) -> Target:
+    growth = large.summary.wall_s / base.summary.wall_s
+    name = f"DuckDB wall time growth, {large.scale.label} / {base.scale.label}"
+    return Target(name, f"<= {MAX_GROWTH:.0f}x", f"{growth:.1f}x", growth <= MAX_GROWTH)
+
+
+def targets(r: Results) -> list[Target]:
+    """The section's goals: memory at both sizes, growth with size, speed-up over pandas."""
+    duckdb, oracle = r.duckdb.summary, r.oracle.summary
+    found = [
+        _memory_target(r.duckdb, BASE_MEMORY_LIMIT),
+        _speedup_target("wall", oracle.wall_s, duckdb.wall_s),
+        _speedup_target("CPU", oracle.cpu_s, duckdb.cpu_s),
+    ]
+    if r.large:
+        found += [_growth_target(r.duckdb, r.large), _memory_target(r.large, LARGE_MEMORY_LIMIT)]
+    return found
+
+
+def _notes(r: Results) -> list[str]:
+    duckdb_rows, oracle_rows = r.duckdb.summary.extra("rows"), r.oracle.summary.extra("rows")
+    if duckdb_rows == oracle_rows:
+        return []
+    return [f"**Row counts differ**: DuckDB {duckdb_rows:,}, pandas {oracle_rows:,}."]
+
+
+def run(ctx: Context) -> SectionResult:
+    """Measure, then render the tables and targets."""
+    r = measure(ctx)
+    found = targets(r)
+    intro = (
+        f"Measured {now_utc()}. DuckDB: `pipelines.features.build_features` (reads the "
+        "parquet, writes the features parquet). Oracle: `tests/pandas_features.py` "
+        "(`pd.read_parquet`, `build_features`, `to_parquet`, zstd). Same input file for both."
+    )
+    parts = [
+        intro,
+        table_with_title("Runs", runs_table(r)),
+        table_with_title("Ratios", ratios_table(r)),
+        *_notes(r),
+        table_with_title("Targets", targets_table(found)),
+    ]
+    return SectionResult("\n\n".join(parts), found)
+
+
+def table_with_title(title: str, md: str) -> str:
+    """A level-3 heading above a table."""
+    return f"### {title}\n\n{md}"

@@ -1,0 +1,25 @@
+"""The registry of report sections: a name, a title, and the function that measures it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from benchmarks import features, simulator
+from benchmarks.context import Context
+from benchmarks.report import SectionResult
+
+
+@dataclass(frozen=True)
+class Section:
+    """A benchmark of the report; later benchmarks (serving, monitoring) add one here."""
+
+    name: str
+    title: str
+    run: Callable[[Context], SectionResult]
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("simulator", "Simulator", simulator.run),
+    Section("features", "Feature stage: DuckDB vs the pandas oracle", features.run),
+)

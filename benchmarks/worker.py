@@ -1,0 +1,146 @@
+"""The measuring child process: runs one task, prints its measurement as JSON on stdout.
+
+Usage: `python -m benchmarks.worker TASK 'JSON-ARGS'`. Imports and config loading come
+first; only the work is timed. The last line of stdout is a JSON object: wall seconds and
+CPU seconds (user + sys of this process, all threads) of the timed section, `ru_maxrss` of
+this process at its end (peak memory, interpreter and imports included) and at its start
+(after imports), plus task figures such as the row count.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any
+
+from benchmarks.measure import REPO_ROOT
+from pipelines.config import PipelineConfig, load_pipeline_config
+
+PIPELINE_CONFIG = REPO_ROOT / "configs" / "pipeline.yaml"
+ORACLE_PATH = REPO_ROOT / "tests" / "pandas_features.py"
+
+Task = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _maxrss_bytes() -> int:
+    # Linux reports ru_maxrss in KiB (macOS in bytes; the benchmarks target Linux).
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Timer:
+    """Context manager measuring wall time, CPU time and peak memory of its block."""
+
+    def __enter__(self) -> Timer:
+        self.base_rss = _maxrss_bytes()
+        self.cpu0 = _cpu_s()
+        self.wall0 = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.wall_s = time.perf_counter() - self.wall0
+        self.cpu_s = _cpu_s() - self.cpu0
+        self.peak_rss = _maxrss_bytes()
+
+    def result(self, **extra: Any) -> dict[str, Any]:
+        """The measurement of the block, with task figures."""
+        return {
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+            "peak_rss_bytes": self.peak_rss,
+            "base_rss_bytes": self.base_rss,
+            **extra,
+        }
+
+
+def _config(overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    return load_pipeline_config(PIPELINE_CONFIG, overrides)
+
+
+def simulate(args: dict[str, Any]) -> dict[str, Any]:
+    """Time `simulate_history`; write the result to `out` (untimed) when given."""
+    from pipelines.generate import simulate_history
+    from pipelines.io import write_parquet
+
+    cfg = _config(args.get("overrides"))
+    with Timer() as timer:
+        df = simulate_history(cfg.generate)
+    if args.get("out"):
+        write_parquet(df, Path(args["out"]))
+    frauds = int(df["tx_fraud"].sum())
+    return timer.result(rows=len(df), frauds=frauds, fraud_rate=frauds / max(len(df), 1))
+
+
+def duckdb_features(args: dict[str, Any]) -> dict[str, Any]:
+    """Time the DuckDB feature stage: parquet `clean` in, parquet `out` out."""
+    from pipelines.features import build_features
+
+    cfg = _config().features
+    with Timer() as timer:
+        rows = build_features(Path(args["clean"]), Path(args["out"]), cfg)
+    return timer.result(rows=rows)
+
+
+def _load_oracle() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pandas_features_oracle", ORACLE_PATH)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the pandas oracle from {ORACLE_PATH}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pandas_features(args: dict[str, Any]) -> dict[str, Any]:
+    """Time the pandas oracle the same way: read parquet, compute, write parquet (zstd)."""
+    import pandas as pd
+
+    oracle = _load_oracle()
+    cfg = _config().features
+    with Timer() as timer:
+        tx = pd.read_parquet(args["clean"])
+        out = oracle.build_features(
+            tx,
+            cfg.label_delay_days,
+            list(cfg.customer_windows_days),
+            list(cfg.terminal_windows_days),
+            cfg.night_max_hour,
+        )
+        out.to_parquet(args["out"], compression="zstd", index=False)
+    return timer.result(rows=len(out))
+
+
+TASKS: dict[str, Task] = {
+    "simulate": simulate,
+    "duckdb_features": duckdb_features,
+    "pandas_features": pandas_features,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the task named by the first argument with the JSON arguments of the second."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] not in TASKS:
+        print(f"usage: python -m benchmarks.worker {{{','.join(TASKS)}}} JSON", file=sys.stderr)
+        return 2
+    result = TASKS[argv[0]](json.loads(argv[1]))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

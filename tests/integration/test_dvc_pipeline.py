@@ -1,0 +1,92 @@
+"""The DVC pipeline on tiny data in a fresh copy of the project: repro, cache, push, version."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import versioning
+from tests.conftest import REPO_ROOT, TINY
+
+pytestmark = pytest.mark.integration
+
+
+def _run(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the committed project (git ls-files), at tiny scale, after one `dvc repro`."""
+    root = tmp_path_factory.mktemp("project")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    for name in files.splitlines():
+        src = REPO_ROOT / name
+        if src.is_file() and not name.startswith(("data/", "metrics/")) and name != "dvc.lock":
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / name)
+    config = root / "configs/pipeline.yaml"
+    data = yaml.safe_load(config.read_text())
+    for key, value in TINY.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    _run(root, "git", "init", "-q")
+    _run(root, sys.executable, "-m", "dvc", "repro")
+    yield root
+
+
+def test_repro_writes_every_stage_output(project: Path) -> None:
+    for path in ("data/raw/transactions.parquet", "data/processed/transactions.parquet",
+                 "data/processed/quarantine.parquet", "data/processed/features.parquet",
+                 "metrics/validate.json", "metrics/features.json"):
+        assert (project / path).exists(), path
+
+
+def test_second_repro_is_a_no_op_and_status_is_clean(project: Path) -> None:
+    out = _run(project, sys.executable, "-m", "dvc", "repro")
+    assert "Running stage" not in out
+    assert versioning.is_clean(project)
+
+
+def test_stage_order_is_the_dag(project: Path) -> None:
+    assert versioning.stage_names(project) == ["generate", "validate", "features"]
+
+
+def test_data_version_is_the_md5_of_the_validated_data(project: Path) -> None:
+    clean = Path("data/processed/transactions.parquet")
+    expected = hashlib.md5((project / clean).read_bytes()).hexdigest()  # noqa: S324 (DVC's hash)
+    assert versioning.data_version(clean, project) == expected
+
+
+def test_push_fills_the_local_remote(project: Path) -> None:
+    versioning.push(project)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    hashes = {o["md5"] for s in lock["stages"].values() for o in s["outs"]}
+    for md5 in hashes:
+        assert (project / ".dvc-remote/files/md5" / md5[:2] / md5[2:]).is_file(), md5
+
+
+def test_changing_a_param_reruns_only_the_stages_that_read_it(project: Path) -> None:
+    config = project / "configs/pipeline.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["features"]["night_max_hour"] = 5
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = _run(project, sys.executable, "-m", "dvc", "repro")
+    assert "Running stage 'features'" in out
+    assert "Running stage 'generate'" not in out and "Running stage 'validate'" not in out

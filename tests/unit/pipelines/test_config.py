@@ -1,0 +1,95 @@
+"""Every committed YAML validates, dvc.yaml reads only keys that exist, bad values are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.config import (
+    PipelineConfig,
+    load_pipeline_config,
+    load_project_config,
+)
+from pipelines.errors import ConfigError
+from tests.conftest import REPO_ROOT
+
+
+def test_every_config_file_validates() -> None:
+    assert load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml").features.label_delay_days == 7
+    project = load_project_config(REPO_ROOT / "configs/project.yaml")
+    assert project.registered_model_name == "fraud-detector"
+
+
+def test_no_config_file_is_left_unvalidated() -> None:
+    validated = {"pipeline.yaml", "project.yaml"}
+    assert {p.name for p in (REPO_ROOT / "configs").glob("*.yaml")} <= validated
+
+
+def _dvc_param_keys() -> list[str]:
+    dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    keys = []
+    for stage in dvc["stages"].values():
+        for entry in stage.get("params", []):
+            assert isinstance(entry, dict), "params must name configs/pipeline.yaml explicitly"
+            for file, names in entry.items():
+                assert file == "configs/pipeline.yaml"
+                keys.extend(names)
+    return keys
+
+
+@pytest.mark.parametrize("key", _dvc_param_keys())
+def test_dvc_params_exist_in_the_model(key: str) -> None:
+    node: type = PipelineConfig
+    for part in key.split("."):
+        fields = {f.alias or name: f for name, f in node.model_fields.items()}  # type: ignore[attr-defined]
+        assert part in fields, f"dvc.yaml param {key!r}: {part!r} is not in the config model"
+        node = fields[part].annotation  # type: ignore[assignment]
+
+
+def test_dvc_paths_come_from_the_config() -> None:
+    text = (REPO_ROOT / "dvc.yaml").read_text()
+    cfg = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml")
+    for path in (cfg.paths.raw, cfg.paths.clean, cfg.paths.features):
+        assert str(path) not in text, f"{path} is hard-coded in dvc.yaml; use ${{paths.*}}"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"generate.n_days": 0}, "generate.n_days"),
+        ({"validate.max_quarantine_share": 1.5}, "validate.max_quarantine_share"),
+        ({"production.drift": "meteor"}, "production.drift"),
+        ({"features.customer_windows_days": [1, 1]}, "customer_windows_days"),
+        ({"source.kind": "file"}, "source.path is required"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_value(override: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml", override)
+    assert named in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_keys_are_rejected(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO_ROOT / "configs/pipeline.yaml").read_text())
+    data["generate"]["n_cutsomers"] = 10
+    bad = tmp_path / "pipeline.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"generate\.n_cutsomers: Extra inputs are not permitted"):
+        load_pipeline_config(bad)
+
+
+def test_unknown_override_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'bogus'"):
+        load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml", {"generate.bogus": 1})
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_pipeline_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("generate: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_pipeline_config(broken)

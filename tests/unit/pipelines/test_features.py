@@ -1,0 +1,127 @@
+"""The DuckDB feature stage equals the handbook's pandas implementation, ties included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import schema, stages
+from pipelines.config import Features, PipelineConfig
+from pipelines.features import build_features, feature_columns
+from pipelines.generate import simulate_history
+from pipelines.io import read_table, write_parquet
+from tests.pandas_features import build_features as oracle
+
+
+def _with_ties_and_singletons(cfg: PipelineConfig) -> pd.DataFrame:
+    df = simulate_history(cfg.generate)
+    rng = np.random.default_rng(0)
+    # Copy 200 rows to the same instant, same customer and terminal (exact ties), ...
+    dupes = df.sample(200, random_state=1).copy()
+    # ... and give 30 customers and 30 terminals a single transaction each.
+    lonely = df.sample(30, random_state=2).copy()
+    lonely[schema.CUSTOMER_ID] = 10_000 + np.arange(30)
+    lonely[schema.TERMINAL_ID] = 10_000 + np.arange(30)
+    out = pd.concat([df, dupes, lonely], ignore_index=True)
+    out[schema.TRANSACTION_ID] = rng.permutation(len(out))  # ids need not follow time
+    return out.sort_values(schema.TX_DATETIME, kind="stable").reset_index(drop=True)
+
+
+def _duckdb(tmp_path: Path, df: pd.DataFrame, cfg: Features) -> pd.DataFrame:
+    write_parquet(df, tmp_path / "clean.parquet")
+    build_features(tmp_path / "clean.parquet", tmp_path / "features.parquet", cfg)
+    return read_table(tmp_path / "features.parquet")
+
+
+def test_equal_to_the_pandas_oracle_within_1e_9(tiny: PipelineConfig, tmp_path: Path) -> None:
+    df = _with_ties_and_singletons(tiny)
+    f = tiny.features
+    ours = _duckdb(tmp_path, df, f)
+    theirs = oracle(df, f.label_delay_days, f.customer_windows_days, f.terminal_windows_days,
+                    f.night_max_hour)
+    assert ours[schema.TRANSACTION_ID].tolist() == theirs[schema.TRANSACTION_ID].tolist()
+    for column in feature_columns(f):
+        np.testing.assert_allclose(ours[column].to_numpy(float), theirs[column].to_numpy(float),
+                                   rtol=0, atol=1e-9, err_msg=column)
+
+
+def _tx(rows: list[tuple[str, int, int, float, int]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            schema.TRANSACTION_ID: np.arange(len(rows), dtype=np.int64),
+            schema.TX_DATETIME: pd.to_datetime([r[0] for r in rows]).astype("datetime64[us]"),
+            schema.CUSTOMER_ID: [r[1] for r in rows],
+            schema.TERMINAL_ID: [r[2] for r in rows],
+            schema.TX_AMOUNT: [r[3] for r in rows],
+            schema.TX_FRAUD: np.array([r[4] for r in rows], dtype=np.int8),
+            schema.TX_FRAUD_SCENARIO: np.array([r[4] for r in rows], dtype=np.int8),
+        }
+    )
+
+
+def test_ties_count_every_transaction_at_the_same_instant(tiny: PipelineConfig, tmp_path: Path) -> None:
+    df = _tx([
+        ("2018-04-01 10:00:00", 1, 1, 10.0, 0),
+        ("2018-04-01 12:00:00", 1, 1, 20.0, 0),
+        ("2018-04-01 12:00:00", 1, 1, 60.0, 0),  # same customer, same second
+    ])
+    out = _duckdb(tmp_path, df, tiny.features).set_index(schema.TRANSACTION_ID)
+    assert out["customer_id_nb_tx_1day_window"].tolist() == [1, 3, 3]
+    assert out["customer_id_avg_amount_1day_window"].tolist() == [10.0, 30.0, 30.0]
+
+
+def test_window_is_half_open_and_terminal_windows_are_delayed(tiny: PipelineConfig,
+                                                              tmp_path: Path) -> None:
+    df = _tx([
+        ("2018-04-01 12:00:00", 1, 5, 10.0, 1),
+        ("2018-04-02 12:00:00", 1, 5, 30.0, 0),  # exactly one day later: first one drops out
+        ("2018-04-09 12:00:00", 2, 5, 50.0, 0),  # 8 days later: sees day 1 in its delayed window
+        ("2018-04-09 12:00:01", 2, 5, 50.0, 0),
+    ])
+    out = _duckdb(tmp_path, df, tiny.features).set_index(schema.TRANSACTION_ID)
+    assert out["customer_id_nb_tx_1day_window"].tolist() == [1, 1, 1, 2]
+    assert out["customer_id_nb_tx_7day_window"].tolist() == [1, 2, 1, 2]
+    # Terminal window for 1 day, delay 7: (t - 8d, t - 7d]. At 04-09 12:00:00 that is
+    # (04-01 12:00, 04-02 12:00]: the second transaction only, which was not fraud.
+    assert out.loc[2, "terminal_id_nb_tx_1day_window"] == 1
+    assert out.loc[2, "terminal_id_risk_1day_window"] == 0.0
+    # One second later the window (04-01 12:00:01, 04-02 12:00:01] still holds only it.
+    assert out.loc[3, "terminal_id_nb_tx_7day_window"] == 2
+    assert out.loc[3, "terminal_id_risk_7day_window"] == 0.5
+    # Nothing known yet for the first transactions: zero counts and zero risk, not null.
+    assert out.loc[0, "terminal_id_nb_tx_30day_window"] == 0
+    assert out.loc[0, "terminal_id_risk_30day_window"] == 0.0
+
+
+def test_calendar_features(tiny: PipelineConfig, tmp_path: Path) -> None:
+    df = _tx([
+        ("2018-04-07 06:59:59", 1, 1, 1.0, 0),  # Saturday, night (hour 6)
+        ("2018-04-09 07:00:00", 1, 1, 1.0, 0),  # Monday, day
+    ])
+    out = _duckdb(tmp_path, df, tiny.features)
+    assert out["tx_during_weekend"].tolist() == [1, 0]
+    assert out["tx_during_night"].tolist() == [1, 0]
+
+
+def test_stage_writes_features_and_metrics(tiny: PipelineConfig) -> None:
+    stages.generate(tiny)
+    stages.validate(tiny)
+    out = read_table(stages.features(tiny))
+    assert list(out.columns[: len(schema.RAW_COLUMNS)]) == list(schema.RAW_COLUMNS)
+    assert set(feature_columns(tiny.features)) <= set(out.columns)
+    assert not out[feature_columns(tiny.features)].isna().any().any()
+    assert (tiny.paths.metrics / "features.json").exists()
+
+
+@pytest.mark.parametrize("delay", [0, 3])
+def test_other_delays_match_the_oracle(tiny: PipelineConfig, tmp_path: Path, delay: int) -> None:
+    f = tiny.features.model_copy(update={"label_delay_days": delay, "terminal_windows_days": [2, 5]})
+    df = simulate_history(tiny.generate)
+    ours = _duckdb(tmp_path, df, f)
+    theirs = oracle(df, delay, f.customer_windows_days, f.terminal_windows_days)
+    for column in feature_columns(f):
+        np.testing.assert_allclose(ours[column].to_numpy(float), theirs[column].to_numpy(float),
+                                   rtol=0, atol=1e-9, err_msg=column)

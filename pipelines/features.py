@@ -31,14 +31,20 @@ FRAUD_UNIT = 1 << 32
 
 def customer_columns(cfg: Features) -> list[str]:
     """Names of the customer window features, in output order."""
-    return [f"customer_id_{kind}_{w}day_window"
-            for w in cfg.customer_windows_days for kind in ("nb_tx", "avg_amount")]
+    return [
+        f"customer_id_{kind}_{w}day_window"
+        for w in cfg.customer_windows_days
+        for kind in ("nb_tx", "avg_amount")
+    ]
 
 
 def terminal_columns(cfg: Features) -> list[str]:
     """Names of the terminal window features, in output order."""
-    return [f"terminal_id_{kind}_{w}day_window"
-            for w in cfg.terminal_windows_days for kind in ("nb_tx", "risk")]
+    return [
+        f"terminal_id_{kind}_{w}day_window"
+        for w in cfg.terminal_windows_days
+        for kind in ("nb_tx", "risk")
+    ]
 
 
 def feature_columns(cfg: Features) -> list[str]:
@@ -58,17 +64,22 @@ def features_sql(cfg: Features, source: str) -> str:
     customer = []
     for w in cfg.customer_windows_days:
         customer.append(f"count(*) OVER (c {_frame(w)}) AS customer_id_nb_tx_{w}day_window")
-        customer.append(f"avg(tx_amount) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window")
+        customer.append(
+            f"avg(tx_amount) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window"
+        )
     spans = sorted({d, *(d + w for w in cfg.terminal_windows_days)})
-    packed = [f"sum(1 + tx_fraud::BIGINT * {FRAUD_UNIT}) OVER (t {_frame(s)}) AS _t{s}"
-              for s in spans]
+    packed = [
+        f"sum(1 + tx_fraud::BIGINT * {FRAUD_UNIT}) OVER (t {_frame(s)}) AS _t{s}" for s in spans
+    ]
     terminal = []
     for w in cfg.terminal_windows_days:
         diff = f"(_t{d + w} - _t{d})"
         n = f"({diff} % {FRAUD_UNIT})"
         terminal.append(f"{n} AS terminal_id_nb_tx_{w}day_window")
-        terminal.append(f"CASE WHEN {n} = 0 THEN 0.0 ELSE ({diff} // {FRAUD_UNIT}) / {n} END "
-                        f"AS terminal_id_risk_{w}day_window")
+        terminal.append(
+            f"CASE WHEN {n} = 0 THEN 0.0 ELSE ({diff} // {FRAUD_UNIT}) / {n} END "
+            f"AS terminal_id_risk_{w}day_window"
+        )
     raw = ", ".join(schema.RAW_COLUMNS)
     return f"""
 WITH tx AS (SELECT {raw}, epoch_us(tx_datetime) AS ts FROM {source}),
@@ -95,8 +106,10 @@ def build_features(clean: Path, out: Path, cfg: Features, threads: int | None = 
             con.execute(f"SET threads = {int(threads)}")
         con.execute("SET preserve_insertion_order = false")
         source = f"read_parquet('{_quote(clean)}')"
-        con.execute(f"COPY ({features_sql(cfg, source)}) TO '{_quote(out)}' "
-                    "(FORMAT parquet, COMPRESSION zstd)")
+        con.execute(
+            f"COPY ({features_sql(cfg, source)}) TO '{_quote(out)}' "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
         rows = con.execute(f"SELECT count(*) FROM read_parquet('{_quote(out)}')").fetchone()
     finally:
         con.close()

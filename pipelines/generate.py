@@ -63,10 +63,12 @@ def _payments(cfg: Generate, p: Profiles, first_day: int, n_days: int, stream: i
     days = np.tile(np.arange(first_day, first_day + n_days, dtype=np.int64), cfg.n_customers)
     day = np.repeat(days, per_day.ravel())
     # The handbook truncates the drawn time to whole seconds and drops times outside the day.
-    seconds = rng.normal(cfg.time_of_day_mean_s, cfg.time_of_day_sd_s, customer.size).astype(np.int64)
-    amount = rng.normal(p.amount_mean[customer], p.amount_sd[customer])
+    seconds = rng.normal(cfg.time_of_day_mean_s, cfg.time_of_day_sd_s, customer.size).astype(
+        np.int64
+    )
+    drawn = rng.normal(p.amount_mean[customer], p.amount_sd[customer])
     redraw = rng.uniform(0, 2 * p.amount_mean[customer])
-    amount = np.round(np.where(amount < 0, redraw, amount), 2)
+    amount = np.round(np.where(drawn < 0, redraw, drawn), 2)
     pick = rng.random(customer.size)
     n_terms = p.terminal_counts[customer]
     keep = (seconds > 0) & (seconds < SECONDS_PER_DAY) & (n_terms > 0)
@@ -83,7 +85,9 @@ def _payments(cfg: Generate, p: Profiles, first_day: int, n_days: int, stream: i
     )
 
 
-def _compromised(seed: int, kind: int, days: range, population: int, per_day: int, span: int) -> Ints:
+def _compromised(
+    seed: int, kind: int, days: range, population: int, per_day: int, span: int
+) -> Ints:
     """Keys `entity * 2**20 + day` of every (entity, day) under compromise in `days`.
 
     Each day draws its own victims from a generator seeded by the day (as the handbook seeds
@@ -101,18 +105,32 @@ def _compromised(seed: int, kind: int, days: range, population: int, per_day: in
     return np.unique(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
 
 
-def apply_fraud(df: pd.DataFrame, seed: int, fraud: FraudScenarios, days: range, stream: int) -> None:
+def apply_fraud(
+    df: pd.DataFrame, seed: int, fraud: FraudScenarios, days: range, stream: int
+) -> None:
     """Label the handbook's scenarios in place (later scenarios take precedence, as there)."""
     rng = np.random.default_rng([seed, stream, 7])
     amount = df[schema.TX_AMOUNT].to_numpy().copy()
     scenario = np.where(amount > fraud.amount_threshold, 1, 0).astype(np.int8)
     term_keys = df[schema.TERMINAL_ID].to_numpy() * 2**20 + df["day"].to_numpy()
-    hit = _compromised(seed, 2, days, int(df.attrs["n_terminals"]),
-                       fraud.compromised_terminals_per_day, fraud.terminal_compromise_days)
+    hit = _compromised(
+        seed,
+        2,
+        days,
+        int(df.attrs["n_terminals"]),
+        fraud.compromised_terminals_per_day,
+        fraud.terminal_compromise_days,
+    )
     scenario[np.isin(term_keys, hit)] = 2
     cust_keys = df[schema.CUSTOMER_ID].to_numpy() * 2**20 + df["day"].to_numpy()
-    hit = _compromised(seed, 3, days, int(df.attrs["n_customers"]),
-                       fraud.compromised_customers_per_day, fraud.customer_compromise_days)
+    hit = _compromised(
+        seed,
+        3,
+        days,
+        int(df.attrs["n_customers"]),
+        fraud.compromised_customers_per_day,
+        fraud.customer_compromise_days,
+    )
     chosen = np.isin(cust_keys, hit) & (rng.random(len(df)) < fraud.customer_fraud_share)
     amount[chosen] = np.round(amount[chosen] * fraud.customer_amount_factor, 2)
     scenario[chosen] = 3
@@ -123,7 +141,9 @@ def apply_fraud(df: pd.DataFrame, seed: int, fraud: FraudScenarios, days: range,
 
 def finalize(df: pd.DataFrame, cfg: Generate, first_id: int) -> pd.DataFrame:
     """Sort by time, assign transaction ids, and return the contract's columns and types."""
-    order = np.lexsort((df[schema.CUSTOMER_ID].to_numpy(), df["seconds"].to_numpy(), df["day"].to_numpy()))
+    order = np.lexsort(
+        (df[schema.CUSTOMER_ID].to_numpy(), df["seconds"].to_numpy(), df["day"].to_numpy())
+    )
     df = df.iloc[order].reset_index(drop=True)
     start = np.datetime64(cfg.start_date.isoformat(), "us")
     offset = df["day"].to_numpy() * SECONDS_PER_DAY + df["seconds"].to_numpy()
@@ -163,7 +183,9 @@ def _new_fraud_pattern(
     )
 
 
-def _inject_drift(df: pd.DataFrame, cfg: Generate, prod: Production, first_day: int) -> pd.DataFrame:
+def _inject_drift(
+    df: pd.DataFrame, cfg: Generate, prod: Production, first_day: int
+) -> pd.DataFrame:
     """Apply the configured drift scenario to a labelled production period."""
     rng = np.random.default_rng([cfg.seed, 3, 11])
     if prod.drift == "new_fraud_pattern":

@@ -23,11 +23,13 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataContractError(f"{path}: file not found")
     try:
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path, low_memory=False)
-        return pq.read_table(path).to_pandas()
+            frame: pd.DataFrame = pd.read_csv(path, low_memory=False)
+        else:
+            frame = pq.read_table(path).to_pandas()
     except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataContractError(f"{path}: cannot read ({reason})") from None
+    return frame
 
 
 @contextmanager

@@ -58,6 +58,8 @@ def features(cfg: PipelineConfig) -> Path:
     out = cfg.paths.features
     remove_outputs(out)
     rows = build_features(cfg.paths.clean, out, cfg.features)
-    write_json({"rows": rows, "features": feature_columns(cfg.features)},
-               cfg.paths.metrics / "features.json")
+    write_json(
+        {"rows": rows, "features": feature_columns(cfg.features)},
+        cfg.paths.metrics / "features.json",
+    )
     return out

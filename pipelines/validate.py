@@ -37,8 +37,12 @@ class ValidationResult:
     def counts(self) -> dict[str, float]:
         rows_in = len(self.clean) + len(self.quarantine)
         share = len(self.quarantine) / rows_in if rows_in else 0.0
-        return {"rows_in": rows_in, "rows_clean": len(self.clean),
-                "rows_quarantined": len(self.quarantine), "quarantined_share": share}
+        return {
+            "rows_in": rows_in,
+            "rows_clean": len(self.clean),
+            "rows_quarantined": len(self.quarantine),
+            "quarantined_share": share,
+        }
 
 
 def _type_schema() -> pa.DataFrameSchema:
@@ -52,8 +56,11 @@ def _value_schema(limits: Validate) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
             schema.TRANSACTION_ID: pa.Column(unique=True, report_duplicates="exclude_first"),
-            schema.TX_DATETIME: pa.Column(checks=pa.Check.in_range(
-                pd.Timestamp(limits.min_datetime), pd.Timestamp(limits.max_datetime))),
+            schema.TX_DATETIME: pa.Column(
+                checks=pa.Check.in_range(
+                    pd.Timestamp(limits.min_datetime), pd.Timestamp(limits.max_datetime)
+                )
+            ),
             schema.CUSTOMER_ID: pa.Column(checks=pa.Check.ge(0)),
             schema.TERMINAL_ID: pa.Column(checks=pa.Check.ge(0)),
             schema.TX_AMOUNT: pa.Column(checks=[pa.Check.ge(0), finite]),
@@ -67,13 +74,22 @@ def _reasons(exc: SchemaErrors) -> pd.Series:
     """One reason string per failing row index: `column: check (value)`, joined by '; '."""
     cases = exc.failure_cases
     cases = cases[cases["index"].notna()]
-    text = (cases["column"].astype(str) + ": " + cases["check"].astype(str)
-            + " (" + cases["failure_case"].astype(str) + ")")
+    text = (
+        cases["column"].astype(str)
+        + ": "
+        + cases["check"].astype(str)
+        + " ("
+        + cases["failure_case"].astype(str)
+        + ")"
+    )
     # Coercion failures also show up as dtype failures of the same value: keep one.
     text = text.str.replace(r": coerce_dtype\('([^']*)'\)", r": not a valid \1", regex=True)
     keep = ~cases["check"].astype(str).str.startswith("dtype(")
-    grouped = text[keep].groupby(cases["index"][keep].astype(np.int64)).agg(
-        lambda r: "; ".join(dict.fromkeys(r)))
+    grouped: pd.Series = (
+        text[keep]
+        .groupby(cases["index"][keep].astype(np.int64))
+        .agg(lambda r: "; ".join(dict.fromkeys(r)))
+    )
     return grouped
 
 
@@ -102,8 +118,11 @@ def validate_transactions(raw: pd.DataFrame, limits: Validate) -> ValidationResu
 def enforce_limit(result: ValidationResult, limits: Validate) -> None:
     """Fail when more rows were quarantined than the configured share allows."""
     counts = result.counts
-    log.info("validate: %(rows_in)d rows in, %(rows_clean)d clean, %(rows_quarantined)d "
-             "quarantined (%(quarantined_share).4f)", counts)
+    log.info(
+        "validate: %(rows_in)d rows in, %(rows_clean)d clean, %(rows_quarantined)d "
+        "quarantined (%(quarantined_share).4f)",
+        counts,
+    )
     if counts["quarantined_share"] > limits.max_quarantine_share:
         top = result.quarantine[REASON].str.split("; ").explode().value_counts().head(3)
         raise QuarantineLimitError(

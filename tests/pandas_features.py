@@ -47,7 +47,10 @@ def terminal_risk(tx: pd.DataFrame, delay: int, windows: list[int]) -> pd.DataFr
 
 
 def build_features(
-    tx: pd.DataFrame, delay: int, customer_windows: list[int], terminal_windows: list[int],
+    tx: pd.DataFrame,
+    delay: int,
+    customer_windows: list[int],
+    terminal_windows: list[int],
     night_max_hour: int = 6,
 ) -> pd.DataFrame:
     """All baseline features, one row per transaction, ordered by transaction id."""
@@ -56,7 +59,9 @@ def build_features(
     tx["tx_during_night"] = (tx["tx_datetime"].dt.hour <= night_max_hour).astype(int)
     # Grouping by the values (not the column name) keeps the column inside each group.
     tx = tx.groupby(tx["customer_id"].to_numpy(), group_keys=False).apply(
-        lambda g: customer_spending(g, customer_windows))
+        lambda g: customer_spending(g, customer_windows)
+    )
     tx = tx.groupby(tx["terminal_id"].to_numpy(), group_keys=False).apply(
-        lambda g: terminal_risk(g, delay, terminal_windows))
+        lambda g: terminal_risk(g, delay, terminal_windows)
+    )
     return tx.reset_index(drop=True).sort_values("transaction_id").reset_index(drop=True)

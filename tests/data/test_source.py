@@ -26,11 +26,14 @@ THEIR_NAMES = {
 def test_own_file_with_column_map_goes_through_validation(tmp_path: Path, suffix: str) -> None:
     theirs = simulate_history(tiny_config(tmp_path).generate)
     theirs = theirs.drop(columns=[schema.TX_FRAUD_SCENARIO]).rename(
-        columns={v: k for k, v in THEIR_NAMES.items()})
+        columns={v: k for k, v in THEIR_NAMES.items()}
+    )
     path = tmp_path / f"theirs{suffix}"
     theirs.to_csv(path, index=False) if suffix == ".csv" else theirs.to_parquet(path)
-    cfg = tiny_config(tmp_path, **{"source.kind": "file", "source.path": str(path),
-                                   "source.column_map": THEIR_NAMES})
+    cfg = tiny_config(
+        tmp_path,
+        **{"source.kind": "file", "source.path": str(path), "source.column_map": THEIR_NAMES},
+    )
     stages.generate(cfg)
     stages.validate(cfg)
     clean = read_table(cfg.paths.clean)
@@ -43,6 +46,6 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
     path = tmp_path / "theirs.parquet"
     df.to_parquet(path)
     cfg = tiny_config(tmp_path, **{"source.kind": "file", "source.path": str(path)})
-    with pytest.raises(DataContractError, match="missing required column.*terminal_id"):
+    with pytest.raises(DataContractError, match=r"missing required column.*terminal_id"):
         stages.generate(cfg)
     assert not cfg.paths.raw.exists()

@@ -69,8 +69,9 @@ def test_a_clean_batch_passes_whole(tiny: PipelineConfig) -> None:
 
 def test_stage_fails_above_the_limit_and_leaves_no_clean_output(tiny: PipelineConfig) -> None:
     write_parquet(_corrupted(tiny).astype(str), tiny.paths.raw)
-    strict = tiny.model_copy(update={"validate_": tiny.validate_.model_copy(
-        update={"max_quarantine_share": 0.0})})
+    strict = tiny.model_copy(
+        update={"validate_": tiny.validate_.model_copy(update={"max_quarantine_share": 0.0})}
+    )
     with pytest.raises(QuarantineLimitError, match=r"rows quarantined .* above validate\."):
         stages.validate(strict)
     assert not tiny.paths.clean.exists()
@@ -88,8 +89,9 @@ def test_stage_within_the_limit_writes_both_files(tiny: PipelineConfig) -> None:
 def test_unreadable_raw_file_is_one_clear_error(tiny: PipelineConfig, damage: str) -> None:
     stages.generate(tiny)
     data = tiny.paths.raw.read_bytes()
-    tiny.paths.raw.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not parquet",
-                                "empty": b""}[damage])
+    tiny.paths.raw.write_bytes(
+        {"truncate": data[: len(data) // 2], "garbage": b"not parquet", "empty": b""}[damage]
+    )
     with pytest.raises(DataContractError, match=f"{tiny.paths.raw}: cannot read"):
         stages.validate(tiny)
     assert not tiny.paths.clean.exists()

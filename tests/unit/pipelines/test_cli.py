@@ -21,8 +21,9 @@ def _config(tmp_path: Path, **changes: object) -> Path:
         for part in parents:
             node = node[part]
         node[leaf] = value
-    data["paths"] = {k: str(tmp_path / (k if k == "metrics" else f"{k}.parquet"))
-                     for k in data["paths"]}
+    data["paths"] = {
+        k: str(tmp_path / (k if k == "metrics" else f"{k}.parquet")) for k in data["paths"]
+    }
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -39,8 +40,22 @@ def test_stages_run_in_order(tmp_path: Path) -> None:
 def test_production_period_with_named_drift(tmp_path: Path) -> None:
     config = str(_config(tmp_path))
     out = tmp_path / "prod.parquet"
-    assert main(["--config", config, "generate", "--period", "production",
-                 "--drift", "amount_inflation", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                config,
+                "generate",
+                "--period",
+                "production",
+                "--drift",
+                "amount_inflation",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.exists()
 
 
@@ -52,21 +67,32 @@ def test_production_period_with_named_drift(tmp_path: Path) -> None:
         (["--set", "production.drift=meteor", "generate"], "production.drift: Input should be"),
     ],
 )
-def test_config_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            args: list[str], message: str) -> None:
+def test_config_errors_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     assert main(["--config", str(_config(tmp_path)), *args]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert err.startswith("error: ")
+    assert message in err
+    assert "\n" not in err
 
 
 def test_truncated_parquet_is_one_line_without_traceback(tmp_path: Path) -> None:
     config = _config(tmp_path)
     raw = tmp_path / "raw.parquet"
-    subprocess.run([sys.executable, "-m", "pipelines", "--config", str(config), "generate"],
-                   check=True, capture_output=True, cwd=REPO_ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "pipelines", "--config", str(config), "generate"],
+        check=True,
+        capture_output=True,
+        cwd=REPO_ROOT,
+    )
     raw.write_bytes(raw.read_bytes()[:100])
-    done = subprocess.run([sys.executable, "-m", "pipelines", "--config", str(config), "validate"],
-                          capture_output=True, text=True, cwd=REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines", "--config", str(config), "validate"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: {raw}: cannot read")

@@ -40,12 +40,18 @@ def test_equal_to_the_pandas_oracle_within_1e_9(tiny: PipelineConfig, tmp_path: 
     df = _with_ties_and_singletons(tiny)
     f = tiny.features
     ours = _duckdb(tmp_path, df, f)
-    theirs = oracle(df, f.label_delay_days, f.customer_windows_days, f.terminal_windows_days,
-                    f.night_max_hour)
+    theirs = oracle(
+        df, f.label_delay_days, f.customer_windows_days, f.terminal_windows_days, f.night_max_hour
+    )
     assert ours[schema.TRANSACTION_ID].tolist() == theirs[schema.TRANSACTION_ID].tolist()
     for column in feature_columns(f):
-        np.testing.assert_allclose(ours[column].to_numpy(float), theirs[column].to_numpy(float),
-                                   rtol=0, atol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            ours[column].to_numpy(float),
+            theirs[column].to_numpy(float),
+            rtol=0,
+            atol=1e-9,
+            err_msg=column,
+        )
 
 
 def _tx(rows: list[tuple[str, int, int, float, int]]) -> pd.DataFrame:
@@ -62,25 +68,38 @@ def _tx(rows: list[tuple[str, int, int, float, int]]) -> pd.DataFrame:
     )
 
 
-def test_ties_count_every_transaction_at_the_same_instant(tiny: PipelineConfig, tmp_path: Path) -> None:
-    df = _tx([
-        ("2018-04-01 10:00:00", 1, 1, 10.0, 0),
-        ("2018-04-01 12:00:00", 1, 1, 20.0, 0),
-        ("2018-04-01 12:00:00", 1, 1, 60.0, 0),  # same customer, same second
-    ])
+def test_ties_count_every_transaction_at_the_same_instant(
+    tiny: PipelineConfig, tmp_path: Path
+) -> None:
+    df = _tx(
+        [
+            ("2018-04-01 10:00:00", 1, 1, 10.0, 0),
+            ("2018-04-01 12:00:00", 1, 1, 20.0, 0),
+            ("2018-04-01 12:00:00", 1, 1, 60.0, 0),  # same customer, same second
+        ]
+    )
     out = _duckdb(tmp_path, df, tiny.features).set_index(schema.TRANSACTION_ID)
     assert out["customer_id_nb_tx_1day_window"].tolist() == [1, 3, 3]
     assert out["customer_id_avg_amount_1day_window"].tolist() == [10.0, 30.0, 30.0]
 
 
-def test_window_is_half_open_and_terminal_windows_are_delayed(tiny: PipelineConfig,
-                                                              tmp_path: Path) -> None:
-    df = _tx([
-        ("2018-04-01 12:00:00", 1, 5, 10.0, 1),
-        ("2018-04-02 12:00:00", 1, 5, 30.0, 0),  # exactly one day later: first one drops out
-        ("2018-04-09 12:00:00", 2, 5, 50.0, 0),  # 8 days later: sees day 1 in its delayed window
-        ("2018-04-09 12:00:01", 2, 5, 50.0, 0),
-    ])
+def test_window_is_half_open_and_terminal_windows_are_delayed(
+    tiny: PipelineConfig, tmp_path: Path
+) -> None:
+    df = _tx(
+        [
+            ("2018-04-01 12:00:00", 1, 5, 10.0, 1),
+            ("2018-04-02 12:00:00", 1, 5, 30.0, 0),  # exactly one day later: first one drops out
+            (
+                "2018-04-09 12:00:00",
+                2,
+                5,
+                50.0,
+                0,
+            ),  # 8 days later: sees day 1 in its delayed window
+            ("2018-04-09 12:00:01", 2, 5, 50.0, 0),
+        ]
+    )
     out = _duckdb(tmp_path, df, tiny.features).set_index(schema.TRANSACTION_ID)
     assert out["customer_id_nb_tx_1day_window"].tolist() == [1, 1, 1, 2]
     assert out["customer_id_nb_tx_7day_window"].tolist() == [1, 2, 1, 2]
@@ -97,10 +116,12 @@ def test_window_is_half_open_and_terminal_windows_are_delayed(tiny: PipelineConf
 
 
 def test_calendar_features(tiny: PipelineConfig, tmp_path: Path) -> None:
-    df = _tx([
-        ("2018-04-07 06:59:59", 1, 1, 1.0, 0),  # Saturday, night (hour 6)
-        ("2018-04-09 07:00:00", 1, 1, 1.0, 0),  # Monday, day
-    ])
+    df = _tx(
+        [
+            ("2018-04-07 06:59:59", 1, 1, 1.0, 0),  # Saturday, night (hour 6)
+            ("2018-04-09 07:00:00", 1, 1, 1.0, 0),  # Monday, day
+        ]
+    )
     out = _duckdb(tmp_path, df, tiny.features)
     assert out["tx_during_weekend"].tolist() == [1, 0]
     assert out["tx_during_night"].tolist() == [1, 0]
@@ -118,10 +139,17 @@ def test_stage_writes_features_and_metrics(tiny: PipelineConfig) -> None:
 
 @pytest.mark.parametrize("delay", [0, 3])
 def test_other_delays_match_the_oracle(tiny: PipelineConfig, tmp_path: Path, delay: int) -> None:
-    f = tiny.features.model_copy(update={"label_delay_days": delay, "terminal_windows_days": [2, 5]})
+    f = tiny.features.model_copy(
+        update={"label_delay_days": delay, "terminal_windows_days": [2, 5]}
+    )
     df = simulate_history(tiny.generate)
     ours = _duckdb(tmp_path, df, f)
     theirs = oracle(df, delay, f.customer_windows_days, f.terminal_windows_days)
     for column in feature_columns(f):
-        np.testing.assert_allclose(ours[column].to_numpy(float), theirs[column].to_numpy(float),
-                                   rtol=0, atol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            ours[column].to_numpy(float),
+            theirs[column].to_numpy(float),
+            rtol=0,
+            atol=1e-9,
+            err_msg=column,
+        )

@@ -68,9 +68,14 @@ def test_profiles_keep_about_75_terminals_per_customer_at_any_density(tiny: Pipe
 def test_reference_scale_rate_is_the_handbooks(tiny: PipelineConfig) -> None:
     # A tenth of the customers over the full 183 days keeps the per-customer behaviour.
     cfg = tiny.generate.model_copy(
-        update={"n_customers": 500, "n_terminals": 10_000, "n_days": 183,
-                "fraud": tiny.generate.fraud.model_copy(
-                    update={"compromised_terminals_per_day": 2, "compromised_customers_per_day": 1})}
+        update={
+            "n_customers": 500,
+            "n_terminals": 10_000,
+            "n_days": 183,
+            "fraud": tiny.generate.fraud.model_copy(
+                update={"compromised_terminals_per_day": 2, "compromised_customers_per_day": 1}
+            ),
+        }
     )
     df = simulate_history(cfg)
     per_customer_day = len(df) / (500 * 183)
@@ -78,7 +83,9 @@ def test_reference_scale_rate_is_the_handbooks(tiny: PipelineConfig) -> None:
     assert 0.004 < df[schema.TX_FRAUD].mean() < 0.03
 
 
-@pytest.mark.parametrize("drift", ["none", "new_fraud_pattern", "amount_inflation", "new_terminals"])
+@pytest.mark.parametrize(
+    "drift", ["none", "new_fraud_pattern", "amount_inflation", "new_terminals"]
+)
 def test_production_continues_the_history(tiny: PipelineConfig, drift: str) -> None:
     prod_cfg = tiny.production.model_copy(update={"drift": drift})
     history = simulate_history(tiny.generate)
@@ -90,7 +97,9 @@ def test_production_continues_the_history(tiny: PipelineConfig, drift: str) -> N
 
 def test_drift_scenarios_change_what_they_name(tiny: PipelineConfig) -> None:
     def period(drift: str) -> pd.DataFrame:
-        return simulate_production(tiny.generate, tiny.production.model_copy(update={"drift": drift}))
+        return simulate_production(
+            tiny.generate, tiny.production.model_copy(update={"drift": drift})
+        )
 
     base = period("none")
     assert (period("new_fraud_pattern")[schema.TX_FRAUD_SCENARIO] == 4).sum() > 0

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--output", type=Path, default=None, help="production output path")
     sub.add_parser("validate", help="check the contract, quarantine bad rows")
     sub.add_parser("features", help="compute point-in-time features with DuckDB")
+    sub.add_parser("train", help="fit the configured estimator on the latest training block")
+    sub.add_parser("evaluate", help="metrics, threshold, prequential folds, explanations")
     return parser
 
 
@@ -71,6 +73,8 @@ def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
         ),
         "validate": lambda: stages.validate(cfg),
         "features": lambda: stages.features(cfg),
+        "train": lambda: stages.train(cfg),
+        "evaluate": lambda: stages.evaluate(cfg),
     }
     commands[args.command]()
 

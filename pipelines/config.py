@@ -44,6 +44,8 @@ class Paths(Strict):
     clean: Path
     quarantine: Path
     features: Path
+    model: Path
+    reports: Path
     metrics: Path
 
 
@@ -144,6 +146,97 @@ class Features(Strict):
         return self
 
 
+EstimatorName = Literal[
+    "hist_gradient_boosting", "random_forest", "logistic_regression", "xgboost"
+]
+
+
+class HistGradientBoosting(Strict):
+    """Hyper-parameters of scikit-learn's HistGradientBoostingClassifier."""
+
+    max_iter: int = Field(ge=1)
+    learning_rate: float = Field(gt=0, le=1)
+    max_leaf_nodes: int = Field(ge=2)
+    min_samples_leaf: int = Field(ge=1)
+    l2_regularization: float = Field(ge=0)
+    max_features: float = Field(gt=0, le=1)
+    early_stopping: bool
+
+
+class RandomForest(Strict):
+    """Hyper-parameters of scikit-learn's RandomForestClassifier."""
+
+    n_estimators: int = Field(ge=1)
+    max_depth: int | None = Field(default=None, ge=1)
+    min_samples_leaf: int = Field(ge=1)
+
+
+class LogisticRegression(Strict):
+    """Hyper-parameters of scikit-learn's LogisticRegression (on standardised features)."""
+
+    C: float = Field(gt=0)
+    max_iter: int = Field(ge=1)
+
+
+class XGBoost(Strict):
+    """Hyper-parameters of XGBoost's XGBClassifier."""
+
+    n_estimators: int = Field(ge=1)
+    max_depth: int = Field(ge=1)
+    learning_rate: float = Field(gt=0, le=1)
+    subsample: float = Field(gt=0, le=1)
+
+
+class Tuning(Strict):
+    """Optuna hyper-parameter search (trials are nested MLflow runs)."""
+
+    enabled: bool
+    n_trials: int = Field(ge=1)
+    n_jobs: int = Field(ge=1)
+
+
+class Train(Strict):
+    """Split protocol, estimator choice and hyper-parameters."""
+
+    start_date: dt.date
+    train_days: int = Field(ge=1)
+    test_days: int = Field(ge=1)
+    folds: int = Field(ge=1)
+    random_state: int = Field(ge=0)
+    estimator: EstimatorName
+    hist_gradient_boosting: HistGradientBoosting
+    random_forest: RandomForest
+    logistic_regression: LogisticRegression
+    xgboost: XGBoost
+    tuning: Tuning
+
+    def estimator_params(self) -> dict[str, Any]:
+        """The hyper-parameters of the selected estimator."""
+        params: BaseModel = getattr(self, self.estimator)
+        return params.model_dump()
+
+
+class Evaluate(Strict):
+    """Metrics, threshold rule and explanation settings."""
+
+    top_k: int = Field(ge=1)
+    recall_at_fpr: float = Field(gt=0, lt=1)
+    threshold_fpr: float = Field(gt=0, lt=1)
+    permutation_repeats: int = Field(ge=1)
+    amount_bands: list[float] = Field(min_length=2)
+    short_history_max_tx: int = Field(ge=1)
+
+
+class Gate(Strict):
+    """The promotion gate: absolute floors and the margin over the current champion."""
+
+    approval: Literal["auto", "manual"]
+    min_average_precision: float = Field(ge=0, le=1)
+    min_roc_auc: float = Field(ge=0, le=1)
+    min_card_precision_at_k: float = Field(ge=0, le=1)
+    min_improvement: float = Field(ge=-1, le=1)
+
+
 class PipelineConfig(Strict):
     """Every value of the offline pipeline (`configs/pipeline.yaml`)."""
 
@@ -153,6 +246,9 @@ class PipelineConfig(Strict):
     production: Production
     validate_: Validate = Field(alias="validate")
     features: Features
+    train: Train
+    evaluate: Evaluate
+    gate: Gate
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -34,7 +34,7 @@ def customer_columns(cfg: Features) -> list[str]:
     return [
         f"customer_id_{kind}_{w}day_window"
         for w in cfg.customer_windows_days
-        for kind in ("nb_tx", "avg_amount")
+        for kind in ("nb_tx", "avg_amount", "amount_ratio")
     ]
 
 
@@ -71,6 +71,11 @@ def features_sql(cfg: Features, source: str) -> str:
     packed = [
         f"sum(1 + tx_fraud::BIGINT * {FRAUD_UNIT}) OVER (t {_frame(s)}) AS _t{s}" for s in spans
     ]
+    ratios = [
+        f"CASE WHEN customer_id_avg_amount_{w}day_window > 0 THEN tx_amount / "
+        f"customer_id_avg_amount_{w}day_window ELSE 1.0 END AS customer_id_amount_ratio_{w}day_window"
+        for w in cfg.customer_windows_days
+    ]
     terminal = []
     for w in cfg.terminal_windows_days:
         diff = f"(_t{d + w} - _t{d})"
@@ -92,7 +97,7 @@ windows AS (
   FROM tx
   WINDOW c AS (PARTITION BY customer_id ORDER BY ts), t AS (PARTITION BY terminal_id ORDER BY ts)
 )
-SELECT * EXCLUDE ({", ".join(f"_t{s}" for s in spans)}), {", ".join(terminal)}
+SELECT * EXCLUDE ({", ".join(f"_t{s}" for s in spans)}), {", ".join(ratios)}, {", ".join(terminal)}
 FROM windows
 ORDER BY transaction_id
 """

@@ -9,8 +9,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import time
+
+import joblib
+import pandas as pd
+
+from pipelines import explain, plots
 from pipelines import generate as simulator
+from pipelines import train as protocol
 from pipelines.config import DriftScenario, PipelineConfig
+from pipelines.evaluate import evaluate as evaluate_model
 from pipelines.features import build_features, feature_columns
 from pipelines.io import read_table, remove_outputs, write_json, write_parquet
 from pipelines.source import load_source
@@ -63,3 +71,45 @@ def features(cfg: PipelineConfig) -> Path:
         cfg.paths.metrics / "features.json",
     )
     return out
+
+
+def train(cfg: PipelineConfig) -> Path:
+    """Fit the configured estimator on the training block of fold 0; save it."""
+    out = cfg.paths.model
+    remove_outputs(out)
+    all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
+    rows = protocol.train_set(protocol.load_folds(cfg.paths.features, all_folds), all_folds[0])
+    started = time.perf_counter()
+    model = protocol.fit(cfg.train, rows, feature_columns(cfg.features))
+    seconds = time.perf_counter() - started
+    out.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, out)
+    write_json({"estimator": cfg.train.estimator, "rows": len(rows),
+                "frauds": int(rows["tx_fraud"].sum()), "fit_seconds": round(seconds, 3),
+                **all_folds[0].as_dict()}, cfg.paths.metrics / "train.json")
+    log.info("train: %s on %d rows in %.1f s -> %s", cfg.train.estimator, len(rows), seconds, out)
+    return out
+
+
+def evaluate(cfg: PipelineConfig) -> Path:
+    """Evaluate the trained model: metrics, threshold, prequential folds, explanations."""
+    out = cfg.paths.reports
+    model = joblib.load(cfg.paths.model)
+    features = feature_columns(cfg.features)
+    all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
+    result = evaluate_model(model, protocol.load_folds(cfg.paths.features, all_folds), features, cfg)
+    importances = explain.importances(model, result.scored, features, cfg.evaluate,
+                                      cfg.train.random_state)
+    slices = explain.slices(result.scored, cfg.evaluate, result.threshold)
+    out.mkdir(parents=True, exist_ok=True)
+    importances.to_csv(out / "importances.csv", index=False)
+    slices.to_csv(out / "slices.csv", index=False)
+    _curve_points(result.scored).to_csv(out / "scores.csv", index=False)
+    plots.write_all(result.scored, importances, slices, out)
+    write_json(result.summary(), cfg.paths.metrics / "evaluate.json")
+    return out
+
+
+def _curve_points(scored: pd.DataFrame) -> pd.DataFrame:
+    """Label and score of every test row: what curves and histograms are drawn from."""
+    return scored[["transaction_id", "tx_fraud", "score"]].sort_values("transaction_id")

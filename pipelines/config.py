@@ -146,9 +146,7 @@ class Features(Strict):
         return self
 
 
-EstimatorName = Literal[
-    "hist_gradient_boosting", "random_forest", "logistic_regression", "xgboost"
-]
+EstimatorName = Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "xgboost"]
 
 
 class HistGradientBoosting(Strict):

@@ -39,8 +39,12 @@ class Evaluation:
         return {n: {"mean": float(np.mean(v)), "std": float(np.std(v))} for n, v in values.items()}
 
     def summary(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "test": self.test, "prequential": self.prequential(),
-                "folds": self.per_fold}
+        return {
+            "threshold": self.threshold,
+            "test": self.test,
+            "prequential": self.prequential(),
+            "folds": self.per_fold,
+        }
 
 
 def score(model: ClassifierMixin, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -49,8 +53,13 @@ def score(model: ClassifierMixin, frame: pd.DataFrame, features: list[str]) -> n
     return np.asarray(proba[:, 1], dtype=np.float64)
 
 
-def score_fold(model: ClassifierMixin, frame: pd.DataFrame, fold: Fold, features: list[str],
-               cfg: PipelineConfig) -> tuple[pd.DataFrame, dict[str, float]]:
+def score_fold(
+    model: ClassifierMixin,
+    frame: pd.DataFrame,
+    fold: Fold,
+    features: list[str],
+    cfg: PipelineConfig,
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Score a fold's test block; return the scored rows and their metrics."""
     test = test_set(frame, fold)
     scored = test.assign(score=score(model, test, features))
@@ -58,20 +67,27 @@ def score_fold(model: ClassifierMixin, frame: pd.DataFrame, fold: Fold, features
     return scored, metrics
 
 
-def evaluate(model: ClassifierMixin, frame: pd.DataFrame, features: list[str],
-             cfg: PipelineConfig) -> Evaluation:
+def evaluate(
+    model: ClassifierMixin, frame: pd.DataFrame, features: list[str], cfg: PipelineConfig
+) -> Evaluation:
     """Evaluate `model` on fold 0 and the configured estimator on the other folds."""
     all_folds = folds(cfg.train, cfg.features.label_delay_days)
     scored, test_metrics = score_fold(model, frame, all_folds[0], features, cfg)
-    threshold = threshold_at_fpr(scored[schema.TX_FRAUD], scored["score"],
-                                 cfg.evaluate.threshold_fpr)
+    threshold = threshold_at_fpr(
+        scored[schema.TX_FRAUD], scored["score"], cfg.evaluate.threshold_fpr
+    )
     per_fold = [{**all_folds[0].as_dict(), **test_metrics}]
     for fold in all_folds[1:]:
         fold_model = fit(cfg.train, train_set(frame, fold), features)
         _, metrics = score_fold(fold_model, frame, fold, features, cfg)
         per_fold.append({**fold.as_dict(), **metrics})
         log.info("evaluate: fold %d AP %.3f", fold.index, metrics["average_precision"])
-    log.info("evaluate: test AP %.3f AUC %.3f CP@%d %.3f, threshold %.4f",
-             test_metrics["average_precision"], test_metrics["roc_auc"], cfg.evaluate.top_k,
-             test_metrics["card_precision_at_k"], threshold)
+    log.info(
+        "evaluate: test AP %.3f AUC %.3f CP@%d %.3f, threshold %.4f",
+        test_metrics["average_precision"],
+        test_metrics["roc_auc"],
+        cfg.evaluate.top_k,
+        test_metrics["card_precision_at_k"],
+        threshold,
+    )
     return Evaluation(threshold, test_metrics, per_fold, scored)

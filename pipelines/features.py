@@ -72,8 +72,9 @@ def features_sql(cfg: Features, source: str) -> str:
         f"sum(1 + tx_fraud::BIGINT * {FRAUD_UNIT}) OVER (t {_frame(s)}) AS _t{s}" for s in spans
     ]
     ratios = [
-        f"CASE WHEN customer_id_avg_amount_{w}day_window > 0 THEN tx_amount / "
-        f"customer_id_avg_amount_{w}day_window ELSE 1.0 END AS customer_id_amount_ratio_{w}day_window"
+        f"CASE WHEN customer_id_avg_amount_{w}day_window > 0 "
+        f"THEN tx_amount / customer_id_avg_amount_{w}day_window ELSE 1.0 END "
+        f"AS customer_id_amount_ratio_{w}day_window"
         for w in cfg.customer_windows_days
     ]
     terminal = []

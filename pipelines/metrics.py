@@ -31,8 +31,13 @@ def precision_at_k(labels: ArrayLike, scores: ArrayLike, k: int) -> float:
 
 
 def card_precision_at_k(
-    frame: pd.DataFrame, k: int, *, day: str = "day", card: str = "customer_id",
-    label: str = "tx_fraud", score: str = "score",
+    frame: pd.DataFrame,
+    k: int,
+    *,
+    day: str = "day",
+    card: str = "customer_id",
+    label: str = "tx_fraud",
+    score: str = "score",
 ) -> float:
     """Mean over days of precision@k on cards (a card: its max score and label that day)."""
     if frame.empty:

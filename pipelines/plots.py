@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from pipelines import schema
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -20,8 +21,9 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def write_all(scored: pd.DataFrame, importances: pd.DataFrame, slices: pd.DataFrame,
-              out: Path) -> list[Path]:
+def write_all(
+    scored: pd.DataFrame, importances: pd.DataFrame, slices: pd.DataFrame, out: Path
+) -> list[Path]:
     """Write every plot under `out`; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     y, s = scored[schema.TX_FRAUD].to_numpy(), scored["score"].to_numpy()
@@ -56,7 +58,7 @@ def write_all(scored: pd.DataFrame, importances: pd.DataFrame, slices: pd.DataFr
     return paths
 
 
-def _save(plt, fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -7,9 +7,8 @@ these, so every entry point does exactly the same work.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import joblib
 import pandas as pd
@@ -84,9 +83,16 @@ def train(cfg: PipelineConfig) -> Path:
     seconds = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out)
-    write_json({"estimator": cfg.train.estimator, "rows": len(rows),
-                "frauds": int(rows["tx_fraud"].sum()), "fit_seconds": round(seconds, 3),
-                **all_folds[0].as_dict()}, cfg.paths.metrics / "train.json")
+    write_json(
+        {
+            "estimator": cfg.train.estimator,
+            "rows": len(rows),
+            "frauds": int(rows["tx_fraud"].sum()),
+            "fit_seconds": round(seconds, 3),
+            **all_folds[0].as_dict(),
+        },
+        cfg.paths.metrics / "train.json",
+    )
     log.info("train: %s on %d rows in %.1f s -> %s", cfg.train.estimator, len(rows), seconds, out)
     return out
 
@@ -97,9 +103,12 @@ def evaluate(cfg: PipelineConfig) -> Path:
     model = joblib.load(cfg.paths.model)
     features = feature_columns(cfg.features)
     all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
-    result = evaluate_model(model, protocol.load_folds(cfg.paths.features, all_folds), features, cfg)
-    importances = explain.importances(model, result.scored, features, cfg.evaluate,
-                                      cfg.train.random_state)
+    result = evaluate_model(
+        model, protocol.load_folds(cfg.paths.features, all_folds), features, cfg
+    )
+    importances = explain.importances(
+        model, result.scored, features, cfg.evaluate, cfg.train.random_state
+    )
     slices = explain.slices(result.scored, cfg.evaluate, result.threshold)
     out.mkdir(parents=True, exist_ok=True)
     importances.to_csv(out / "importances.csv", index=False)

@@ -45,9 +45,13 @@ class Fold:
         return self.test_start - dt.timedelta(days=self.delay_days)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fold": self.index, "train_start": self.train_start.isoformat(),
-                "train_end": self.train_end.isoformat(), "test_start": self.test_start.isoformat(),
-                "test_end": self.test_end.isoformat()}
+        return {
+            "fold": self.index,
+            "train_start": self.train_start.isoformat(),
+            "train_end": self.train_end.isoformat(),
+            "test_start": self.test_start.isoformat(),
+            "test_end": self.test_end.isoformat(),
+        }
 
 
 def folds(cfg: Train, delay_days: int) -> list[Fold]:
@@ -56,8 +60,9 @@ def folds(cfg: Train, delay_days: int) -> list[Fold]:
     for i in range(cfg.folds):
         start = cfg.start_date - dt.timedelta(days=i * cfg.test_days)
         test_start = start + dt.timedelta(days=cfg.train_days + delay_days)
-        out.append(Fold(i, start, test_start, test_start + dt.timedelta(days=cfg.test_days),
-                        delay_days))
+        out.append(
+            Fold(i, start, test_start, test_start + dt.timedelta(days=cfg.test_days), delay_days)
+        )
     return out
 
 
@@ -77,7 +82,8 @@ def train_set(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     if rows.empty or rows[schema.TX_FRAUD].nunique() < 2:
         raise DataContractError(
             f"fold {fold.index}: training block {fold.train_start}..{fold.train_end} needs "
-            "transactions of both classes; check train.start_date against the data's dates")
+            "transactions of both classes; check train.start_date against the data's dates"
+        )
     return rows
 
 
@@ -117,8 +123,9 @@ def for_serving(model: ClassifierMixin) -> ClassifierMixin:
     return model
 
 
-def fit(cfg: Train, frame: pd.DataFrame, features: list[str],
-        params: dict[str, Any] | None = None) -> ClassifierMixin:
+def fit(
+    cfg: Train, frame: pd.DataFrame, features: list[str], params: dict[str, Any] | None = None
+) -> ClassifierMixin:
     """Fit the configured estimator on `frame[features]`."""
     model = make_estimator(cfg, params)
     x = frame[features].to_numpy(dtype=np.float64)
@@ -131,10 +138,13 @@ def load_folds(path: Path, all_folds: list[Fold]) -> pd.DataFrame:
     start = min(f.train_start for f in all_folds)
     end = max(f.test_end for f in all_folds)
     try:
-        frame = pd.read_parquet(path, filters=[
-            (schema.TX_DATETIME, ">=", pd.Timestamp(start)),
-            (schema.TX_DATETIME, "<", pd.Timestamp(end)),
-        ])
+        frame = pd.read_parquet(
+            path,
+            filters=[
+                (schema.TX_DATETIME, ">=", pd.Timestamp(start)),
+                (schema.TX_DATETIME, "<", pd.Timestamp(end)),
+            ],
+        )
     except (OSError, ValueError) as exc:
         raise DataContractError(f"{path}: cannot read features ({exc})") from None
     return with_day(frame)

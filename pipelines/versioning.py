@@ -6,7 +6,9 @@ transactions: the same bytes always give the same version, on any machine.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -64,3 +66,22 @@ def is_clean(root: Path = Path(".")) -> bool:
 
     with Repo(str(root)) as repo:
         return not repo.status()
+
+
+def lineage(clean: Path, root: Path = Path(".")) -> dict[str, str]:
+    """Tags that tie a model to its data and code: DVC data version, dvc.lock hash, git commit."""
+    lock = root / "dvc.lock"
+    return {
+        "lineage.data_version": data_version(clean, root),
+        "lineage.dvc_lock_md5": hashlib.md5(lock.read_bytes()).hexdigest(),
+        "lineage.git_commit": _git(root, "rev-parse", "HEAD") or "unknown",
+        "lineage.git_dirty": str(bool(_git(root, "status", "--porcelain", "--untracked-files=no"))),
+    }
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

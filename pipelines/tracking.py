@@ -1,0 +1,222 @@
+"""The one module that talks to MLflow: tracking runs, logging models, the model registry.
+
+Everything MLflow-specific (URIs, flavours, serialisation, aliases, tags) stays here, so the
+next MLflow release that changes an API touches this file only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import FraudOpsError
+
+log = logging.getLogger(__name__)
+
+LOCAL_STORE = Path(".mlflow")
+DEFAULT_URI = f"sqlite:///{LOCAL_STORE}/mlflow.db"
+# Bounded retries against a tracking server: a few seconds, not MLflow's default minutes.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+class TrackingError(FraudOpsError):
+    """MLflow is unreachable or refused a request; nothing in the registry was changed."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A registered version with its tags (metrics, lineage, audit records)."""
+
+    name: str
+    version: int
+    run_id: str
+    tags: dict[str, str]
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the embedded SQLite store inside the project."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def configure(experiment: str) -> str:
+    """Point MLflow at the tracking store and make sure `experiment` exists; return its id."""
+    import mlflow
+
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    uri = tracking_uri()
+    if uri == DEFAULT_URI:
+        (LOCAL_STORE / "artifacts").mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    with errors(f"experiment {experiment!r}"):
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return str(found.experiment_id)
+        location = (LOCAL_STORE / "artifacts").resolve().as_uri() if uri == DEFAULT_URI else None
+        return str(mlflow.create_experiment(experiment, artifact_location=location))
+
+
+@contextmanager
+def errors(what: str) -> Iterator[None]:
+    """Turn MLflow and connection failures into one clear `TrackingError`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"MLflow at {tracking_uri()}: {what} failed: {first}") from None
+
+
+def pip_requirements(estimator: str) -> list[str]:
+    """Exact versions of what loading the model needs (no environment inference)."""
+    names = ["scikit-learn", "numpy", "pandas", "scipy"]
+    if estimator == "xgboost":
+        names.append("xgboost-cpu")
+    return [f"{n}=={installed_version(n)}" for n in names]
+
+
+def log_run(
+    experiment_id: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: list[Path],
+) -> str:
+    """Create a finished run with params, metrics, tags and artifact files; return its id."""
+    import mlflow
+
+    with errors("logging the training run"), mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(tags)
+        for path in artifacts:
+            if path.is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=path.name)
+            elif path.exists():
+                mlflow.log_artifact(str(path))
+        return str(run.info.run_id)
+
+
+def log_model(
+    run_id: str, model: Any, example: pd.DataFrame, metadata: dict[str, Any], estimator: str
+) -> str:
+    """Log the sklearn model (skops format, probabilities from pyfunc); return its URI."""
+    import mlflow
+    import mlflow.sklearn
+    import skops.io
+
+    proba = model.predict_proba(example.to_numpy())
+    signature = mlflow.models.infer_signature(example, proba)
+    # Trust exactly the types of the object we just built, nothing loaded from elsewhere.
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    with errors("logging the model"), mlflow.start_run(run_id=run_id):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(estimator),
+            pyfunc_predict_fn="predict_proba",
+            metadata=metadata,
+        )
+    return str(info.model_uri)
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def register(model_uri: str, name: str, tags: dict[str, str]) -> ModelVersion:
+    """Create a new version of registered model `name` from `model_uri`."""
+    import mlflow
+
+    with errors(f"registering a version of {name!r}"):
+        mv = mlflow.register_model(model_uri, name, tags=tags)
+        return get_version(name, int(mv.version))
+
+
+def get_version(name: str, version: int) -> ModelVersion:
+    """One version with its tags; `TrackingError` if it does not exist."""
+    with errors(f"reading {name!r} version {version}"):
+        mv = _client().get_model_version(name, str(version))
+    return ModelVersion(name, int(mv.version), str(mv.run_id), dict(mv.tags))
+
+
+def find_versions(name: str, tag: str, value: str) -> list[ModelVersion]:
+    """Versions of `name` whose tag `tag` equals `value`, newest first."""
+    with errors(f"searching versions of {name!r}"):
+        found = _client().search_model_versions(f"name = '{name}' and tag.`{tag}` = '{value}'")
+    versions = [ModelVersion(name, int(v.version), str(v.run_id), dict(v.tags)) for v in found]
+    return sorted(versions, key=lambda v: -v.version)
+
+
+def alias_version(name: str, alias: str) -> int | None:
+    """The version `alias` points at, or None (no such alias, or no such model yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(_client().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise TrackingError(f"MLflow at {tracking_uri()}: reading alias {alias!r}: {exc}") from None
+
+
+def set_alias(name: str, alias: str, version: int) -> None:
+    """Point `alias` at `version`."""
+    with errors(f"setting alias {alias!r} of {name!r}"):
+        _client().set_registered_model_alias(name, alias, str(version))
+
+
+def set_version_tags(name: str, version: int, tags: dict[str, str]) -> None:
+    """Set tags on one version (metrics, lineage, audit records)."""
+    with errors(f"tagging {name!r} version {version}"):
+        for key, value in tags.items():
+            _client().set_model_version_tag(name, str(version), key, value)
+
+
+def model_tag(name: str, key: str) -> str | None:
+    """A tag of the registered model itself, or None."""
+    with errors(f"reading {name!r}"):
+        return _client().get_registered_model(name).tags.get(key)  # type: ignore[no-any-return]
+
+
+def set_model_tag(name: str, key: str, value: str) -> None:
+    """Set a tag of the registered model itself."""
+    with errors(f"tagging {name!r}"):
+        _client().set_registered_model_tag(name, key, value)
+
+
+def load_model(name: str, version: int) -> tuple[Any, dict[str, Any]]:
+    """The native sklearn model of a version and its metadata (threshold, features)."""
+    import mlflow.models
+    import mlflow.sklearn
+
+    uri = f"models:/{name}/{version}"
+    with errors(f"loading {uri}"):
+        model = mlflow.sklearn.load_model(uri)
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
+    return model, dict(metadata)
+
+
+def to_json(data: Any) -> str:
+    """Compact JSON for tag values (MLflow tags are strings)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,11 +16,22 @@ import yaml
 from pipelines import stages
 from pipelines.config import (
     DEFAULT_PIPELINE_CONFIG,
+    DEFAULT_PROJECT_CONFIG,
     DriftScenario,
     PipelineConfig,
     load_pipeline_config,
+    load_project_config,
 )
 from pipelines.errors import ConfigError, FraudOpsError
+from pipelines.promote import promote, rollback
+from pipelines.register import describe, register
+from pipelines.tracking import configure
+
+
+def actor() -> str:
+    """Who is acting, for audit records: FRAUDOPS_ACTOR, else the login name."""
+    return os.environ.get("FRAUDOPS_ACTOR") or getpass.getuser()
+
 
 log = logging.getLogger("pipelines")
 
@@ -37,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=DEFAULT_PIPELINE_CONFIG,
         help="pipeline config (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=DEFAULT_PROJECT_CONFIG,
+        help="project identity (default: %(default)s)",
     )
     parser.add_argument(
         "--set",
@@ -61,22 +80,44 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("features", help="compute point-in-time features with DuckDB")
     sub.add_parser("train", help="fit the configured estimator on the latest training block")
     sub.add_parser("evaluate", help="metrics, threshold, prequential folds, explanations")
+    sub.add_parser("register", help="log to MLflow, register as challenger, gate, promote")
+    promote = sub.add_parser("promote", help="make a version champion (manual approval)")
+    promote.add_argument("--version", type=int, required=True)
+    promote.add_argument("--reason", required=True)
+    rollback = sub.add_parser("rollback", help="give champion back to the previous champion")
+    rollback.add_argument("--reason", default="manual rollback")
     return parser
 
 
+STAGES: dict[str, Callable[[PipelineConfig], object]] = {
+    "validate": stages.validate,
+    "features": stages.features,
+    "train": stages.train,
+    "evaluate": stages.evaluate,
+}
+
+
 def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
-    commands: dict[str, Callable[[], object]] = {
-        "generate": lambda: (
+    if args.command == "generate":
+        if args.period == "production":
             stages.generate_production(cfg, args.drift, args.output)
-            if args.period == "production"
-            else stages.generate(cfg)
-        ),
-        "validate": lambda: stages.validate(cfg),
-        "features": lambda: stages.features(cfg),
-        "train": lambda: stages.train(cfg),
-        "evaluate": lambda: stages.evaluate(cfg),
-    }
-    commands[args.command]()
+        else:
+            stages.generate(cfg)
+        return
+    if args.command in STAGES:
+        STAGES[args.command](cfg)
+        return
+    project = load_project_config(args.project)
+    name = project.registered_model_name
+    if args.command == "register":
+        print(describe(register(cfg, project, actor())))
+        return
+    configure(project.experiment_name)
+    if args.command == "promote":
+        promote(name, args.version, args.reason, actor())
+        print(f"champion of {name} is now version {args.version}")
+    else:
+        print(f"champion of {name} is now version {rollback(name, args.reason, actor())}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 COMPLETE = "fraudops.complete"
 METRICS = "fraudops.test_metrics"
 GATE = "fraudops.gate"
+LOCK_TAG = "lineage.dvc_lock_md5"
 
 
 @dataclass(frozen=True)
@@ -104,46 +105,86 @@ def _rescore(
     return score_fold(model, test, fold, features, cfg)[1]
 
 
-def register(cfg: PipelineConfig, project: ProjectConfig, actor: str) -> Outcome:
-    """Register the evaluated model as challenger; promote it if the gate and approval allow."""
+@dataclass(frozen=True)
+class Challenger:
+    """A complete registered version holding the `challenger` alias, with its test metrics."""
+
+    version: int
+    reused: bool
+    metrics: dict[str, float]
+
+
+def register_challenger(cfg: PipelineConfig, project: ProjectConfig) -> Challenger:
+    """Log and register the evaluated model (or reuse one with the same lineage) as challenger."""
     name = project.registered_model_name
     summary = json.loads((cfg.paths.metrics / "evaluate.json").read_text())
     lineage = versioning.lineage(cfg.paths.clean)
     tracking.configure(project.experiment_name)
     done = [
         v
-        for v in tracking.find_versions(
-            name, "lineage.dvc_lock_md5", lineage["lineage.dvc_lock_md5"]
-        )
+        for v in tracking.find_versions(name, LOCK_TAG, lineage[LOCK_TAG])
         if v.tags.get(COMPLETE) == "true"
     ]
-    all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
-    window = protocol.load_folds(cfg.paths.features, all_folds[:1])
-    version = (
-        done[0].version
-        if done
-        else _log_new_version(
-            cfg, project, summary, lineage, protocol.test_set(window, all_folds[0]).head(5)
-        )
-    )
-    tracking.set_alias(name, CHALLENGER, version)
-    champion = tracking.alias_version(name, CHAMPION)
-    metrics = {k: float(v) for k, v in summary["test"].items()}
-    before = _rescore(name, champion, window, cfg) if champion not in (None, version) else None
-    if champion == version:
-        decision = gate.GateDecision(False, [f"version {version} is already champion"])
+    if done:
+        version = done[0].version
     else:
-        decision = gate.decide(metrics, before, cfg.gate)
-    tracking.set_version_tags(name, version, {GATE: decision.summary()})
-    log.info("register: gate for version %d: %s", version, decision.summary())
+        fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
+        window = protocol.load_folds(cfg.paths.features, [fold])
+        example = protocol.test_set(window, fold).head(5)
+        version = _log_new_version(cfg, project, summary, lineage, example)
+    tracking.set_alias(name, CHALLENGER, version)
+    return Challenger(version, bool(done), {k: float(v) for k, v in summary["test"].items()})
+
+
+def gate_challenger(
+    cfg: PipelineConfig, project: ProjectConfig, challenger: Challenger
+) -> tuple[gate.GateDecision, dict[str, float] | None]:
+    """Decide on the challenger against the floors and the champion re-scored on its window."""
+    name = project.registered_model_name
+    tracking.configure(project.experiment_name)
+    champion = tracking.alias_version(name, CHAMPION)
+    if champion == challenger.version:
+        decision = gate.GateDecision(False, [f"version {champion} is already champion"])
+        return decision, None
+    before = None
+    if champion is not None:
+        fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
+        window = protocol.load_folds(cfg.paths.features, [fold])
+        before = _rescore(name, champion, window, cfg)
+    decision = gate.decide(challenger.metrics, before, cfg.gate)
+    tracking.set_version_tags(name, challenger.version, {GATE: decision.summary()})
+    log.info("gate: version %d: %s", challenger.version, decision.summary())
+    return decision, before
+
+
+def register(cfg: PipelineConfig, project: ProjectConfig, actor: str) -> Outcome:
+    """Register the evaluated model as challenger; promote it if the gate and approval allow."""
+    name = project.registered_model_name
+    challenger = register_challenger(cfg, project)
+    champion = tracking.alias_version(name, CHAMPION)
+    decision, before = gate_challenger(cfg, project, challenger)
     if decision.passed and cfg.gate.approval == "auto":
-        promote(name, version, f"gate (auto): {decision.summary()}", actor, metrics, before)
+        reason = f"gate (auto): {decision.summary()}"
+        promote(name, challenger.version, reason, actor, challenger.metrics, before)
     return Outcome(
-        version,
-        bool(done),
+        challenger.version,
+        challenger.reused,
         decision,
         champion,
         tracking.alias_version(name, CHAMPION),
-        metrics,
+        challenger.metrics,
         before,
     )
+
+
+def describe(outcome: Outcome) -> str:
+    """A short human summary of what `register` did."""
+    m = outcome.metrics
+    lines = [
+        f"version {outcome.version} ({'reused' if outcome.reused else 'new'}) is challenger: "
+        f"AP {m['average_precision']:.3f}, ROC AUC {m['roc_auc']:.3f}, "
+        f"CP@k {m['card_precision_at_k']:.3f}, recall@FPR {m['recall_at_fpr']:.3f}",
+        f"gate: {outcome.decision.summary()}",
+        f"champion: {outcome.champion_before} -> {outcome.champion_after}",
+    ]
+    return "\n".join(lines)

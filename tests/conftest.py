@@ -19,6 +19,10 @@ TINY: dict[str, Any] = {
     "generate.fraud.compromised_terminals_per_day": 1,
     "generate.fraud.compromised_customers_per_day": 1,
     "production.n_days": 10,
+    "train.start_date": "2018-04-16",
+    "train.folds": 2,
+    "train.hist_gradient_boosting.max_iter": 50,
+    "evaluate.permutation_repeats": 1,
 }
 
 
@@ -30,6 +34,8 @@ def tiny_config(tmp_path: Path, **extra: Any) -> PipelineConfig:
         "paths.clean": str(tmp_path / "clean.parquet"),
         "paths.quarantine": str(tmp_path / "quarantine.parquet"),
         "paths.features": str(tmp_path / "features.parquet"),
+        "paths.model": str(tmp_path / "model.joblib"),
+        "paths.reports": str(tmp_path / "reports"),
         "paths.metrics": str(tmp_path / "metrics"),
     }
     return load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml", {**TINY, **paths, **extra})

@@ -75,7 +75,7 @@ def test_second_repro_is_a_no_op_and_status_is_clean(project: Path) -> None:
 
 
 def test_stage_order_is_the_dag(project: Path) -> None:
-    assert versioning.stage_names(project) == ["generate", "validate", "features"]
+    assert versioning.stage_names(project) == ["generate", "validate", "features", "train", "evaluate"]
 
 
 def test_data_version_is_the_md5_of_the_validated_data(project: Path) -> None:

@@ -49,7 +49,7 @@ class Evaluation:
 
 def score(model: ClassifierMixin, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     """Fraud probability of each row."""
-    proba = model.predict_proba(frame[features].to_numpy(dtype=np.float64))
+    proba = model.predict_proba(frame[features].astype(np.float64))
     return np.asarray(proba[:, 1], dtype=np.float64)
 
 

@@ -26,7 +26,7 @@ def importances(
     )
     result = permutation_importance(
         model,
-        sample[features].to_numpy(dtype=np.float64),
+        sample[features].astype(np.float64),
         sample[schema.TX_FRAUD].to_numpy(),
         scoring="average_precision",
         n_repeats=cfg.permutation_repeats,

@@ -119,7 +119,8 @@ def log_model(
     import mlflow.sklearn
     import skops.io
 
-    proba = model.predict_proba(example.to_numpy())
+    example = example.astype("float64")  # the model's input type: no integer-schema pitfalls
+    proba = model.predict_proba(example)
     signature = mlflow.models.infer_signature(example, proba)
     # Trust exactly the types of the object we just built, nothing loaded from elsewhere.
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))

@@ -128,7 +128,7 @@ def fit(
 ) -> ClassifierMixin:
     """Fit the configured estimator on `frame[features]`."""
     model = make_estimator(cfg, params)
-    x = frame[features].to_numpy(dtype=np.float64)
+    x = frame[features].astype(np.float64)  # feature names travel with the model
     model.fit(x, frame[schema.TX_FRAUD].to_numpy())
     return for_serving(model)
 

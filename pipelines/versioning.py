@@ -85,3 +85,20 @@ def _git(root: Path, *args: str) -> str:
     except OSError:
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def apply_params(config: Path, overrides: dict[str, object]) -> None:
+    """Write dotted-key overrides into the params file, as `dvc exp run --set-param` does.
+
+    DVC reads its params from the file, so an override must be in the file to be seen, be
+    versioned and invalidate the right stages. Comments and order are kept.
+    """
+    from dvc.utils.serialize import modify_yaml
+
+    with modify_yaml(config) as data:
+        for dotted, value in overrides.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pipelines.config import PipelineConfig, load_pipeline_config
 
@@ -45,3 +50,47 @@ def tiny_config(tmp_path: Path, **extra: Any) -> PipelineConfig:
 def tiny(tmp_path: Path) -> PipelineConfig:
     """A tiny pipeline config writing under a temporary folder."""
     return tiny_config(tmp_path)
+
+
+def set_keys(data: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Set dotted keys in a nested mapping, in place."""
+    for key, value in overrides.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+
+
+def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run a command with the project's interpreter first on PATH; fail with its output."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    full_env = {**os.environ, "PATH": path, **(env or {})}
+    done = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
+    """A fresh copy of the committed project (no data, no lock) with config overrides."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    skip = ("data/", "metrics/", "models/", "reports/", "docs/", "benchmarks/")
+    for name in files.splitlines():
+        src = REPO_ROOT / name
+        if src.is_file() and not name.startswith(skip) and name != "dvc.lock":
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / name)
+    config = root / "configs/pipeline.yaml"
+    data = yaml.safe_load(config.read_text())
+    set_keys(data, overrides)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    run(root, "git", "init", "-q")
+    run(root, "git", "add", "-A")
+    run(root, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init")
+    return root

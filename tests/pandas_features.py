@@ -27,7 +27,9 @@ def customer_spending(tx: pd.DataFrame, windows: list[int]) -> pd.DataFrame:
         tx[f"customer_id_nb_tx_{w}day_window"] = list(count)
         tx[f"customer_id_avg_amount_{w}day_window"] = list(amount_sum / count)
         mean = tx[f"customer_id_avg_amount_{w}day_window"]
-        tx[f"customer_id_amount_ratio_{w}day_window"] = (tx["tx_amount"] / mean).where(mean > 0, 1.0)
+        tx[f"customer_id_amount_ratio_{w}day_window"] = (tx["tx_amount"] / mean).where(
+            mean > 0, 1.0
+        )
     tx.index = tx["transaction_id"]
     return tx
 

@@ -3,56 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipelines import versioning
-from tests.conftest import REPO_ROOT, TINY
+from tests.conftest import TINY, copy_project, run
 
 pytestmark = pytest.mark.integration
 
 
-def _run(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the committed project (git ls-files), at tiny scale, after one `dvc repro`."""
-    root = tmp_path_factory.mktemp("project")
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for name in files.splitlines():
-        src = REPO_ROOT / name
-        if src.is_file() and not name.startswith(("data/", "metrics/")) and name != "dvc.lock":
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, root / name)
-    config = root / "configs/pipeline.yaml"
-    data = yaml.safe_load(config.read_text())
-    for key, value in TINY.items():
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    _run(root, "git", "init", "-q")
-    _run(root, sys.executable, "-m", "dvc", "repro")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the committed project at tiny scale, after one `dvc repro`."""
+    root = copy_project(tmp_path_factory.mktemp("project"), TINY)
+    run(root, sys.executable, "-m", "dvc", "repro")
     return root
 
 
@@ -69,13 +36,19 @@ def test_repro_writes_every_stage_output(project: Path) -> None:
 
 
 def test_second_repro_is_a_no_op_and_status_is_clean(project: Path) -> None:
-    out = _run(project, sys.executable, "-m", "dvc", "repro")
+    out = run(project, sys.executable, "-m", "dvc", "repro")
     assert "Running stage" not in out
     assert versioning.is_clean(project)
 
 
 def test_stage_order_is_the_dag(project: Path) -> None:
-    assert versioning.stage_names(project) == ["generate", "validate", "features", "train", "evaluate"]
+    assert versioning.stage_names(project) == [
+        "generate",
+        "validate",
+        "features",
+        "train",
+        "evaluate",
+    ]
 
 
 def test_data_version_is_the_md5_of_the_validated_data(project: Path) -> None:
@@ -102,7 +75,7 @@ def test_changing_a_param_reruns_only_the_stages_that_read_it(project: Path) -> 
     data = yaml.safe_load(config.read_text())
     data["features"]["night_max_hour"] = 5
     config.write_text(yaml.safe_dump(data, sort_keys=False))
-    out = _run(project, sys.executable, "-m", "dvc", "repro")
+    out = run(project, sys.executable, "-m", "dvc", "repro")
     assert "Running stage 'features'" in out
     assert "Running stage 'generate'" not in out
     assert "Running stage 'validate'" not in out

@@ -1,0 +1,1 @@
+"""Prefect flows over the DVC stages: the only package that imports Prefect."""

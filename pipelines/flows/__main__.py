@@ -1,0 +1,67 @@
+"""`python -m pipelines.flows [lifecycle|training]`: run a flow in-process and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from pipelines import tracking
+from pipelines.flows.training import lifecycle_flow, training_flow
+
+
+def summary(result: dict[str, Any]) -> str:
+    """What happened, and the command that shows it in the MLflow UI."""
+    m = result["metrics"]
+    lines = [
+        "",
+        f"model version {result['version']} ({'reused' if result['reused'] else 'new'}), "
+        f"alias challenger",
+        f"  test block: AP {m['average_precision']:.3f}  ROC AUC {m['roc_auc']:.3f}  "
+        f"CP@k {m['card_precision_at_k']:.3f}  recall@1%FPR {m['recall_at_fpr']:.3f}",
+        f"  gate: {result['gate']}",
+        f"  champion: version {result['champion']}"
+        + (" (promoted now)" if result["promoted"] else ""),
+        "",
+        "Open the MLflow UI on these runs:",
+        f"  {ui_command()}",
+    ]
+    return "\n".join(lines)
+
+
+def ui_command() -> str:
+    """The exact command that opens the MLflow UI on the store this run used."""
+    uri = tracking.tracking_uri()
+    if uri.startswith("http"):
+        return f"open {uri}"
+    return f"uv run mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000 --workers 1"
+
+
+def main() -> int:
+    """Run the chosen flow and print its summary."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.flows")
+    parser.add_argument("flow", choices=["lifecycle", "training"], nargs="?", default="lifecycle")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params value (written to the file)",
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    overrides = {
+        k: json.loads(v) if v[:1] in "[{0123456789-tf" else v
+        for k, _, v in (o.partition("=") for o in args.overrides)
+    }
+    chosen = lifecycle_flow if args.flow == "lifecycle" else training_flow
+    result = chosen(overrides=overrides or None)
+    print(summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Flows `fraud-training` and `fraud-lifecycle`: the DVC stages as Prefect tasks, in the
+order of `dvc.yaml`, then register, gate and promote.
+
+Each DVC stage task asks DVC to reproduce that one stage: a stage whose code, params and
+inputs did not change is a no-op from DVC's cache. Tasks that talk to MLflow retry on
+failure (I/O); deterministic compute never does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.runtime import flow_run
+
+from pipelines import register as registry
+from pipelines import tracking, versioning
+from pipelines.config import (
+    DEFAULT_PIPELINE_CONFIG,
+    DEFAULT_PROJECT_CONFIG,
+    PipelineConfig,
+    ProjectConfig,
+    load_pipeline_config,
+    load_project_config,
+)
+from pipelines.promote import CHAMPION, promote
+
+DATA_STAGES = ("generate", "validate", "features")
+MLFLOW_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
+
+
+@task(name="stage")
+def run_stage(stage: str) -> list[str]:
+    """Reproduce one DVC stage (a no-op when nothing it depends on changed)."""
+    ran = versioning.reproduce(stage)
+    get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date (DVC cache)")
+    return ran
+
+
+@task(name="register", **MLFLOW_RETRIES)
+def register_task(cfg: PipelineConfig, project: ProjectConfig) -> registry.Challenger:
+    """Log the evaluated model to MLflow and register it as challenger."""
+    return registry.register_challenger(cfg, project)
+
+
+@task(name="gate", **MLFLOW_RETRIES)
+def gate_task(
+    cfg: PipelineConfig, project: ProjectConfig, challenger: registry.Challenger
+) -> tuple[bool, str, dict[str, float] | None]:
+    """Floors and the margin over the re-scored champion."""
+    decision, before = registry.gate_challenger(cfg, project, challenger)
+    return decision.passed, decision.summary(), before
+
+
+@task(name="promote", **MLFLOW_RETRIES)
+def promote_task(
+    project: ProjectConfig,
+    challenger: registry.Challenger,
+    reason: str,
+    before: dict[str, float] | None,
+) -> int | None:
+    """Move `champion` to the challenger; return the champion version."""
+    name = project.registered_model_name
+    actor = f"prefect:{flow_run.get_flow_name()}/{flow_run.get_name()}"
+    promote(name, challenger.version, reason, actor, challenger.metrics, before)
+    return tracking.alias_version(name, CHAMPION)
+
+
+def _load(
+    config: str, overrides: dict[str, Any] | None, project: str
+) -> tuple[PipelineConfig, ProjectConfig]:
+    if overrides:
+        versioning.apply_params(Path(config), overrides)
+    return load_pipeline_config(Path(config)), load_project_config(Path(project))
+
+
+def _check_layout(config: str) -> None:
+    if not Path("dvc.yaml").exists():
+        raise FileNotFoundError(f"no dvc.yaml in {os.getcwd()}: run flows from the project root")
+    if Path(config) != DEFAULT_PIPELINE_CONFIG:
+        raise ValueError(f"dvc.yaml reads {DEFAULT_PIPELINE_CONFIG}; got config={config!r}")
+
+
+def _registry_steps(cfg: PipelineConfig, project: ProjectConfig) -> dict[str, Any]:
+    log = get_run_logger()
+    challenger = register_task(cfg, project)
+    passed, summary, before = gate_task(cfg, project, challenger)
+    champion = tracking.alias_version(project.registered_model_name, CHAMPION)
+    if passed and cfg.gate.approval == "auto":
+        champion = promote_task(project, challenger, f"gate (auto): {summary}", before)
+    elif passed:
+        log.info(
+            "gate passed; approval is manual: python -m pipelines promote --version %d "
+            "--reason '...'",
+            challenger.version,
+        )
+    return {
+        "version": challenger.version,
+        "reused": challenger.reused,
+        "gate": summary,
+        "promoted": passed and cfg.gate.approval == "auto",
+        "champion": champion,
+        "metrics": challenger.metrics,
+        "champion_metrics_before": before,
+    }
+
+
+@flow(name="fraud-training", log_prints=True)
+def training_flow(
+    config: str = str(DEFAULT_PIPELINE_CONFIG),
+    overrides: dict[str, Any] | None = None,
+    project: str = str(DEFAULT_PROJECT_CONFIG),
+) -> dict[str, Any]:
+    """Every DVC stage in `dvc.yaml` order, then register, gate and promote."""
+    _check_layout(config)
+    cfg, identity = _load(config, overrides, project)
+    for stage in versioning.stage_names():
+        run_stage.with_options(name=stage)(stage)
+    return _registry_steps(cfg, identity)
+
+
+@flow(name="fraud-data")
+def data_flow(
+    config: str = str(DEFAULT_PIPELINE_CONFIG), overrides: dict[str, Any] | None = None
+) -> None:
+    """The data stages only: generate, validate, features."""
+    _check_layout(config)
+    _load(config, overrides, str(DEFAULT_PROJECT_CONFIG))
+    for stage in DATA_STAGES:
+        run_stage.with_options(name=stage)(stage)
+
+
+@flow(name="fraud-lifecycle", log_prints=True)
+def lifecycle_flow(
+    config: str = str(DEFAULT_PIPELINE_CONFIG),
+    overrides: dict[str, Any] | None = None,
+    project: str = str(DEFAULT_PROJECT_CONFIG),
+) -> dict[str, Any]:
+    """Data, then training, then the registry: the whole offline lifecycle."""
+    data_flow(config, overrides)
+    result = training_flow(config, None, project)
+    versioning.push()
+    return result

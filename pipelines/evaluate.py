@@ -19,7 +19,7 @@ from sklearn.base import ClassifierMixin
 from pipelines import schema
 from pipelines.config import PipelineConfig
 from pipelines.metrics import classification_metrics, threshold_at_fpr
-from pipelines.train import Fold, fit, folds, test_set, train_set
+from pipelines.train import Fold, fit, folds, scoring_block, training_block
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def score_fold(
     cfg: PipelineConfig,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Score a fold's test block; return the scored rows and their metrics."""
-    test = test_set(frame, fold)
+    test = scoring_block(frame, fold)
     scored = test.assign(score=score(model, test, features))
     metrics = classification_metrics(scored, cfg.evaluate.top_k, cfg.evaluate.recall_at_fpr)
     return scored, metrics
@@ -78,7 +78,7 @@ def evaluate(
     )
     per_fold = [{**all_folds[0].as_dict(), **test_metrics}]
     for fold in all_folds[1:]:
-        fold_model = fit(cfg.train, train_set(frame, fold), features)
+        fold_model = fit(cfg.train, training_block(frame, fold), features)
         _, metrics = score_fold(fold_model, frame, fold, features, cfg)
         per_fold.append({**fold.as_dict(), **metrics})
         log.info("evaluate: fold %d AP %.3f", fold.index, metrics["average_precision"])

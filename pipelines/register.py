@@ -130,7 +130,7 @@ def register_challenger(cfg: PipelineConfig, project: ProjectConfig) -> Challeng
     else:
         fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
         window = protocol.load_folds(cfg.paths.features, [fold])
-        example = protocol.test_set(window, fold).head(5)
+        example = protocol.scoring_block(window, fold).head(5)
         version = _log_new_version(cfg, project, summary, lineage, example)
     tracking.set_alias(name, CHALLENGER, version)
     return Challenger(version, bool(done), {k: float(v) for k, v in summary["test"].items()})

@@ -77,7 +77,7 @@ def train(cfg: PipelineConfig) -> Path:
     out = cfg.paths.model
     remove_outputs(out)
     all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
-    rows = protocol.train_set(protocol.load_folds(cfg.paths.features, all_folds), all_folds[0])
+    rows = protocol.training_block(protocol.load_folds(cfg.paths.features, all_folds), all_folds[0])
     started = time.perf_counter()
     model = protocol.fit(cfg.train, rows, feature_columns(cfg.features))
     seconds = time.perf_counter() - started

@@ -76,7 +76,7 @@ def _between(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.Series:
     return (day >= pd.Timestamp(start)) & (day < pd.Timestamp(end))
 
 
-def train_set(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
+def training_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     """Transactions of the fold's training block."""
     rows = frame[_between(frame, fold.train_start, fold.train_end)]
     if rows.empty or rows[schema.TX_FRAUD].nunique() < 2:
@@ -87,7 +87,7 @@ def train_set(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     return rows
 
 
-def test_set(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
+def scoring_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     """The test block without cards already known to be compromised on each test day.
 
     A card is known on test day t once one of its frauds from the training start on is at

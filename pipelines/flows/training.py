@@ -28,7 +28,6 @@ from pipelines.config import (
 from pipelines.promote import CHAMPION, promote
 
 DATA_STAGES = ("generate", "validate", "features")
-MLFLOW_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
 
 
 @task(name="stage")
@@ -39,13 +38,13 @@ def run_stage(stage: str) -> list[str]:
     return ran
 
 
-@task(name="register", **MLFLOW_RETRIES)
+@task(name="register", retries=2, retry_delay_seconds=5)
 def register_task(cfg: PipelineConfig, project: ProjectConfig) -> registry.Challenger:
     """Log the evaluated model to MLflow and register it as challenger."""
     return registry.register_challenger(cfg, project)
 
 
-@task(name="gate", **MLFLOW_RETRIES)
+@task(name="gate", retries=2, retry_delay_seconds=5)
 def gate_task(
     cfg: PipelineConfig, project: ProjectConfig, challenger: registry.Challenger
 ) -> tuple[bool, str, dict[str, float] | None]:
@@ -54,7 +53,7 @@ def gate_task(
     return decision.passed, decision.summary(), before
 
 
-@task(name="promote", **MLFLOW_RETRIES)
+@task(name="promote", retries=2, retry_delay_seconds=5)
 def promote_task(
     project: ProjectConfig,
     challenger: registry.Challenger,

@@ -20,7 +20,11 @@ from tests.conftest import tiny_config
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, pd.DataFrame, PipelineConfig]:
-    cfg = tiny_config(Path(tmp_path_factory.mktemp("model")))
+    fitted = {
+        "train.hist_gradient_boosting.max_iter": 200,
+        "train.hist_gradient_boosting.learning_rate": 0.1,
+    }
+    cfg = tiny_config(Path(tmp_path_factory.mktemp("model")), **fitted)
     for stage in (stages.generate, stages.validate, stages.features, stages.train):
         stage(cfg)
     return joblib.load(cfg.paths.model), read_table(cfg.paths.features), cfg

@@ -26,10 +26,9 @@ help: ## List the targets
 install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from uv.lock (all extras, dev group)
 	$(UV) sync --frozen --all-extras --compile-bytecode
 
-run: install ## The lifecycle on embedded defaults: generate, validate, features (DVC), push
-	$(RUN) dvc repro
-	$(RUN) dvc push
-	@echo "done: dvc status ->" && $(RUN) dvc status
+run: install ## The whole lifecycle in-process (Prefect flow over DVC stages, MLflow registry)
+	$(RUN) python -m pipelines.flows lifecycle
+	$(RUN) dvc status
 
 test: install ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)

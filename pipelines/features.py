@@ -65,7 +65,7 @@ def features_sql(cfg: Features, source: str) -> str:
     for w in cfg.customer_windows_days:
         customer.append(f"count(*) OVER (c {_frame(w)}) AS customer_id_nb_tx_{w}day_window")
         customer.append(
-            f"avg(tx_amount) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window"
+            f"avg(tx_amount::DECIMAL(18, 6)) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window"
         )
     spans = sorted({d, *(d + w for w in cfg.terminal_windows_days)})
     packed = [
@@ -110,7 +110,6 @@ def build_features(clean: Path, out: Path, cfg: Features, threads: int | None = 
     try:
         if threads:
             con.execute(f"SET threads = {int(threads)}")
-        con.execute("SET preserve_insertion_order = false")
         source = f"read_parquet('{_quote(clean)}')"
         con.execute(
             f"COPY ({features_sql(cfg, source)}) TO '{_quote(out)}' "

@@ -88,7 +88,6 @@ def train(cfg: PipelineConfig) -> Path:
             "estimator": cfg.train.estimator,
             "rows": len(rows),
             "frauds": int(rows["tx_fraud"].sum()),
-            "fit_seconds": round(seconds, 3),
             **all_folds[0].as_dict(),
         },
         cfg.paths.metrics / "train.json",

@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
-import yaml
-
 from pipelines import stages
 from pipelines.config import (
     DEFAULT_PIPELINE_CONFIG,
@@ -21,6 +19,7 @@ from pipelines.config import (
     PipelineConfig,
     load_pipeline_config,
     load_project_config,
+    parse_override,
 )
 from pipelines.errors import ConfigError, FraudOpsError
 from pipelines.promote import promote, rollback
@@ -37,10 +36,10 @@ log = logging.getLogger("pipelines")
 
 
 def _override(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return parse_override(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -280,6 +280,14 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return result
 
 
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key.sub=value` -> (`key.sub`, value parsed as YAML: numbers, booleans, lists)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"expected KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
 def _format_error(path: Path, exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():

@@ -64,8 +64,10 @@ def features_sql(cfg: Features, source: str) -> str:
     customer = []
     for w in cfg.customer_windows_days:
         customer.append(f"count(*) OVER (c {_frame(w)}) AS customer_id_nb_tx_{w}day_window")
+        # Exact decimal sums: the same result whatever order threads add the rows in.
+        exact = "tx_amount::DECIMAL(18, 6)"
         customer.append(
-            f"avg(tx_amount::DECIMAL(18, 6)) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window"
+            f"avg({exact}) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window"
         )
     spans = sorted({d, *(d + w for w in cfg.terminal_windows_days)})
     packed = [

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from typing import Any
 
 from pipelines import tracking
+from pipelines.config import parse_override
 from pipelines.flows.training import lifecycle_flow, training_flow
 
 
@@ -53,10 +53,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    overrides = {
-        k: json.loads(v) if v[:1] in "[{0123456789-tf" else v
-        for k, _, v in (o.partition("=") for o in args.overrides)
-    }
+    overrides = dict(parse_override(o) for o in args.overrides)
     chosen = lifecycle_flow if args.flow == "lifecycle" else training_flow
     result = chosen(overrides=overrides or None)
     print(summary(result))

@@ -44,6 +44,7 @@ class Paths(Strict):
     clean: Path
     quarantine: Path
     features: Path
+    online: Path
     model: Path
     reports: Path
     metrics: Path

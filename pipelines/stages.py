@@ -20,6 +20,7 @@ from pipelines.config import DriftScenario, PipelineConfig
 from pipelines.evaluate import evaluate as evaluate_model
 from pipelines.features import build_features, feature_columns
 from pipelines.io import read_table, remove_outputs, write_json, write_parquet
+from pipelines.materialize import materialize as materialize_events
 from pipelines.source import load_source
 from pipelines.validate import enforce_limit, validate_transactions
 
@@ -70,6 +71,20 @@ def features(cfg: PipelineConfig) -> Path:
         cfg.paths.metrics / "features.json",
     )
     return out
+
+
+def materialize(cfg: PipelineConfig) -> Path:
+    """Write the events that seed the scoring service's online store."""
+    result = materialize_events(cfg.paths.clean, cfg.paths.online, cfg.features)
+    write_json(
+        {
+            "customer_events": result.customer_rows,
+            "terminal_events": result.terminal_rows,
+            "as_of": result.as_of.isoformat(),
+        },
+        cfg.paths.metrics / "materialize.json",
+    )
+    return cfg.paths.online
 
 
 def train(cfg: PipelineConfig) -> Path:

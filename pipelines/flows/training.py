@@ -27,7 +27,7 @@ from pipelines.config import (
 )
 from pipelines.promote import CHAMPION, promote
 
-DATA_STAGES = ("generate", "validate", "features")
+DATA_STAGES = ("generate", "validate", "features", "materialize")
 
 
 @task(name="stage")

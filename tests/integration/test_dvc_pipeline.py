@@ -50,6 +50,7 @@ def test_stage_order_is_the_dag(project: Path) -> None:
         "generate",
         "validate",
         "features",
+        "materialize",
         "train",
         "evaluate",
     ]

@@ -289,7 +289,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, yaml.safe_load(value)
 
 
-def _format_error(path: Path, exc: ValidationError) -> str:
+def format_validation_error(path: Path, exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -307,7 +307,7 @@ def load_pipeline_config(
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(path, exc)) from None
+        raise ConfigError(format_validation_error(path, exc)) from None
 
 
 def load_project_config(path: Path = DEFAULT_PROJECT_CONFIG) -> ProjectConfig:
@@ -315,4 +315,4 @@ def load_project_config(path: Path = DEFAULT_PROJECT_CONFIG) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(_read_yaml(path))
     except ValidationError as exc:
-        raise ConfigError(_format_error(path, exc)) from None
+        raise ConfigError(format_validation_error(path, exc)) from None

@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import duckdb
-
 from pipelines import schema
 from pipelines.config import Features
 
@@ -108,6 +106,8 @@ ORDER BY transaction_id
 
 def build_features(clean: Path, out: Path, cfg: Features, threads: int | None = None) -> int:
     """Compute the features of `clean` (parquet) into `out` (parquet); return the row count."""
+    import duckdb  # the scoring service imports this module's definitions, not DuckDB
+
     con = duckdb.connect()
     try:
         if threads:

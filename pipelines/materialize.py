@@ -1,9 +1,10 @@
-"""Stage `materialize`: what the online store needs to compute features like the offline path.
+"""Stage `materialize`: the events the online store starts from, so serving computes features
+exactly like the offline path.
 
-The scoring service computes every window feature from an online store of events:
-customer events (time, amount) for the customer windows, and labelled terminal events
-(time, fraud) for the delayed terminal windows. This stage writes the events of the last
-days of the clean data (as many as the longest window reaches back) so a fresh store starts
+The scoring service computes every window feature from an online store of events: customer
+events (time, amount) for the customer windows and labelled terminal events (time, fraud)
+for the delayed terminal windows. This stage writes the events of the last days of the
+clean data, as many days as the longest window reaches back, so a fresh store starts
 exactly where the offline features stop.
 """
 
@@ -14,62 +15,53 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from pipelines.config import Features
 
 log = logging.getLogger(__name__)
 
-CUSTOMER_EVENTS = "customer_events.parquet"
-TERMINAL_EVENTS = "terminal_events.parquet"
+EVENTS = "events.parquet"
 
 
 @dataclass(frozen=True)
 class Materialized:
-    """Where the events went, how many, and the instant they end at."""
+    """How many events were written and the instant they end at (exclusive)."""
 
-    customer_rows: int
-    terminal_rows: int
+    rows: int
+    days: int
     as_of: dt.datetime
 
 
-def _q(path: Path) -> str:
-    return str(path).replace("'", "''")
+def reach_days(cfg: Features) -> int:
+    """How many days back any window of a transaction reaches."""
+    return max(
+        max(cfg.customer_windows_days), cfg.label_delay_days + max(cfg.terminal_windows_days)
+    )
 
 
 def materialize(
     clean: Path, out: Path, cfg: Features, as_of: dt.datetime | None = None
 ) -> Materialized:
-    """Write the customer and terminal events before `as_of` (default: after the last row)."""
+    """Write the events of the `reach_days` before `as_of` (default: after the last row)."""
     out.mkdir(parents=True, exist_ok=True)
+    src = "read_parquet('" + str(clean).replace("'", "''") + "')"
+    target = str(out / EVENTS).replace("'", "''")
+    days = reach_days(cfg)
+    import duckdb  # the scoring service imports this module's constants, not DuckDB
+
     con = duckdb.connect()
     try:
-        src = f"read_parquet('{_q(clean)}')"
         last = con.execute(f"SELECT max(tx_datetime) + INTERVAL 1 SECOND FROM {src}").fetchone()
         end = as_of or (last[0] if last else dt.datetime.now())
-        customer_days = max(cfg.customer_windows_days)
-        terminal_days = cfg.label_delay_days + max(cfg.terminal_windows_days)
-        customer = f"""
-            SELECT transaction_id, customer_id, epoch_us(tx_datetime) AS ts_us, tx_amount
+        sql = f"""
+            SELECT transaction_id, customer_id, terminal_id, epoch_us(tx_datetime) AS ts_us,
+                   tx_amount, tx_fraud
             FROM {src}
-            WHERE tx_datetime < $end AND tx_datetime >= $end - INTERVAL {customer_days} DAY
-            ORDER BY customer_id, ts_us, transaction_id"""
-        terminal = f"""
-            SELECT transaction_id, terminal_id, epoch_us(tx_datetime) AS ts_us, tx_fraud
-            FROM {src}
-            WHERE tx_datetime < $end AND tx_datetime >= $end - INTERVAL {terminal_days} DAY
-            ORDER BY terminal_id, ts_us, transaction_id"""
-        counts = []
-        for sql, name in ((customer, CUSTOMER_EVENTS), (terminal, TERMINAL_EVENTS)):
-            con.execute(f"COPY ({sql}) TO '{_q(out / name)}' (FORMAT parquet)", {"end": end})
-            counts.append(con.execute(f"SELECT count(*) FROM '{_q(out / name)}'").fetchone()[0])  # type: ignore[index]
+            WHERE tx_datetime < $end AND tx_datetime >= $end - INTERVAL {days} DAY
+            ORDER BY ts_us, transaction_id"""
+        con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)", {"end": end})
+        count = con.execute(f"SELECT count(*) FROM '{target}'").fetchone()
     finally:
         con.close()
-    log.info(
-        "materialize: %d customer and %d terminal events before %s -> %s",
-        counts[0],
-        counts[1],
-        end,
-        out,
-    )
-    return Materialized(int(counts[0]), int(counts[1]), end)
+    rows = int(count[0]) if count else 0
+    log.info("materialize: %d events of the %d days before %s -> %s", rows, days, end, out)
+    return Materialized(rows, days, end)

@@ -78,8 +78,8 @@ def materialize(cfg: PipelineConfig) -> Path:
     result = materialize_events(cfg.paths.clean, cfg.paths.online, cfg.features)
     write_json(
         {
-            "customer_events": result.customer_rows,
-            "terminal_events": result.terminal_rows,
+            "events": result.rows,
+            "days": result.days,
             "as_of": result.as_of.isoformat(),
         },
         cfg.paths.metrics / "materialize.json",

@@ -51,6 +51,16 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def connect() -> str:
+    """Point MLflow at the tracking store (no experiment: for readers such as the service)."""
+    import mlflow
+
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    mlflow.set_tracking_uri(tracking_uri())
+    return tracking_uri()
+
+
 def configure(experiment: str) -> str:
     """Point MLflow at the tracking store and make sure `experiment` exists; return its id."""
     import mlflow

@@ -1,0 +1,101 @@
+"""The scoring service: `create_app()` builds the FastAPI app; its lifespan loads the heavy
+things once (online store, model, capture writers) and stops them cleanly."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from pipelines import tracking
+from pipelines.features import feature_columns
+from serving.capture import CaptureWriter
+from serving.metrics import exposition, make_metrics
+from serving.middleware import LimitBody, RecordMetrics
+from serving.model import ModelHolder, ModelNotReadyError, Poller
+from serving.routes import admin, health, labels, model, score
+from serving.scoring import Scorer
+from serving.settings import Settings, load_settings
+from serving.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    _one_thread_per_worker()
+    tracking.connect()
+    store = open_store(
+        settings.online_store.backend, settings.online_store.sqlite_path, settings.redis_url
+    )
+    seeded = store.seed(settings.online_store.seed_dir)
+    log.info("online store (%s): %d events seeded", settings.online_store.backend, seeded)
+    holder = ModelHolder(
+        settings.model_name,
+        settings.model.alias,
+        feature_columns(settings.feature_config),
+        app.state.metrics.model_changed,
+    )
+    holder.refresh()
+    cap = settings.capture
+    capture = CaptureWriter(cap.dir, cap.queue_rows, cap.flush_rows, cap.flush_interval_s)
+    label_log = CaptureWriter(
+        cap.dir / "labels", cap.queue_rows, cap.flush_rows, cap.flush_interval_s
+    )
+    capture.start()
+    label_log.start()
+    poller = Poller(holder, settings.model.poll_interval_s)
+    poller.start()
+    app.state.scorer = Scorer(store, holder, capture, app.state.metrics, settings.feature_config)
+    app.state.label_log = label_log
+    try:
+        yield
+    finally:
+        poller.stop()
+        capture.stop()  # drains the queue: a graceful shutdown loses no capture
+        label_log.stop()
+        store.close()
+
+
+def _one_thread_per_worker() -> None:
+    """Parallel scoring of one row only adds overhead; workers are the parallelism."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    # Models are fitted on named columns; the service passes the same columns as an array.
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; `settings` default to configs/serving.yaml and the environment."""
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="fraudops scoring service",
+        version="1",
+        lifespan=lifespan,
+        description="Real-time fraud scoring with online features. See /docs.",
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics = make_metrics()
+    for router in (score.router, labels.router, model.router, health.router):
+        app.include_router(router)
+    if settings.admin_token is not None:
+        app.include_router(admin.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        body, content_type = exposition(metrics.registry)
+        return Response(body, media_type=content_type)
+
+    @app.exception_handler(ModelNotReadyError)
+    async def not_ready(request: Request, exc: ModelNotReadyError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    app.add_middleware(RecordMetrics, metrics=metrics)
+    app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes)
+    return app

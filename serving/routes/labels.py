@@ -1,0 +1,24 @@
+"""POST /v1/labels: delayed ground truth (the Ground Truth counterpart)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Request
+
+from serving.deps import ScorerDep
+from serving.schemas import Labels, LabelsAccepted
+
+router = APIRouter(prefix="/v1", tags=["labels"])
+
+
+@router.post("/labels", response_model=LabelsAccepted, summary="Report fraud labels")
+def labels(body: Labels, scorer: ScorerDep, request: Request) -> LabelsAccepted:
+    """Labels update the terminal risk windows; unknown ids are kept aside and counted."""
+    pairs = [(label.transaction_id, label.tx_fraud) for label in body.labels]
+    matched, unknown = scorer.store.label(pairs)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    request.app.state.label_log.submit(
+        [{"received_at": now, "transaction_id": t, "tx_fraud": f} for t, f in pairs]
+    )
+    return LabelsAccepted(received=len(pairs), matched=matched, unknown=unknown)

@@ -1,0 +1,109 @@
+"""Request and response bodies of the scoring API (DESIGN §6), with OpenAPI examples."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EXAMPLE: dict[str, Any] = {
+    "transaction_id": 1789267,
+    "tx_datetime": "2018-10-01T12:30:05",
+    "customer_id": 4211,
+    "terminal_id": 8187,
+    "tx_amount": 57.16,
+}
+
+
+class Transaction(BaseModel):
+    """One raw card payment, without labels: what a payment system knows when it asks."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
+
+    transaction_id: int = Field(ge=0, description="Unique id of the payment")
+    tx_datetime: dt.datetime = Field(description="When it happened (ISO 8601; naive = UTC)")
+    customer_id: int = Field(ge=0, description="Card or customer id")
+    terminal_id: int = Field(ge=0, description="Terminal (merchant device) id")
+    tx_amount: float = Field(ge=0, description="Amount, >= 0 and finite")
+
+    @field_validator("tx_amount")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("tx_datetime")
+    @classmethod
+    def _naive_utc(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+
+class Score(BaseModel):
+    """The answer for one transaction."""
+
+    transaction_id: int
+    fraud_probability: float
+    is_fraud: bool
+    model_version: int
+
+
+class Batch(BaseModel):
+    """Up to `limits.max_batch_rows` transactions, scored in one call."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"transactions": [EXAMPLE]}]}
+    )
+
+    transactions: list[Transaction] = Field(min_length=1)
+
+
+class BatchScores(BaseModel):
+    """Scores in the order of the request."""
+
+    model_version: int
+    scores: list[Score]
+
+
+class Label(BaseModel):
+    """Ground truth for an earlier transaction (a chargeback, a confirmed fraud, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transaction_id: int = Field(ge=0)
+    tx_fraud: int = Field(ge=0, le=1)
+
+
+class Labels(BaseModel):
+    """A batch of delayed labels."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"labels": [{"transaction_id": 1789267, "tx_fraud": 1}]}]},
+    )
+
+    labels: list[Label] = Field(min_length=1)
+
+
+class LabelsAccepted(BaseModel):
+    """What happened to each label: matched a scored transaction, or kept aside as unknown."""
+
+    received: int
+    matched: int
+    unknown: int
+
+
+class ModelInfo(BaseModel):
+    """The model answering requests now."""
+
+    name: str
+    version: int
+    alias: str
+    data_version: str
+    threshold: float
+    features: list[str]
+    loaded_at: dt.datetime

@@ -4,11 +4,15 @@ things once (online store, model, capture writers) and stops them cleanly."""
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from pipelines import tracking
@@ -71,6 +75,17 @@ def _one_thread_per_worker() -> None:
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
 
 
+def _json_safe(value: Any) -> Any:
+    """Echoed inputs may hold NaN or infinity, which JSON cannot carry: send them as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; `settings` default to configs/serving.yaml and the environment."""
     settings = settings or load_settings()
@@ -91,6 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def prometheus() -> Response:
         body, content_type = exposition(metrics.registry)
         return Response(body, media_type=content_type)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(ModelNotReadyError)
     async def not_ready(request: Request, exc: ModelNotReadyError) -> JSONResponse:

@@ -13,12 +13,9 @@ from serving.metrics import Metrics
 TOO_LARGE = b'{"detail":"request body larger than the configured limit"}'
 
 
-class BodyTooLargeError(Exception):
-    """The client sent more bytes than allowed."""
-
-
 class LimitBody:
-    """Answer 413 when Content-Length, or the bytes actually received, exceed `max_bytes`."""
+    """Answer 413 when a body exceeds `max_bytes`: by its Content-Length, or, for a chunked
+    body (no length), by buffering it up to the limit before the app sees it."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -28,30 +25,28 @@ class LimitBody:
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _too_large(send)
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                await _too_large(send)
+            else:
+                await self.app(scope, receive, send)
             return
-        seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
+        messages, seen = [], 0
+        while True:
             message = await receive()
+            messages.append(message)
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise BodyTooLargeError
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except BodyTooLargeError:
-            if not started:
                 await _too_large(send)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        replay = iter(messages)
+
+        async def replayed() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
 
 
 async def _too_large(send: Send) -> None:

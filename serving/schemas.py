@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+MAX_ID = 2**63 - 1  # ids are 64-bit integers everywhere (parquet, SQLite, Redis)
 EXAMPLE: dict[str, Any] = {
     "transaction_id": 1789267,
     "tx_datetime": "2018-10-01T12:30:05",
@@ -22,10 +23,10 @@ class Transaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
 
-    transaction_id: int = Field(ge=0, description="Unique id of the payment")
+    transaction_id: int = Field(ge=0, le=MAX_ID, description="Unique id of the payment")
     tx_datetime: dt.datetime = Field(description="When it happened (ISO 8601; naive = UTC)")
-    customer_id: int = Field(ge=0, description="Card or customer id")
-    terminal_id: int = Field(ge=0, description="Terminal (merchant device) id")
+    customer_id: int = Field(ge=0, le=MAX_ID, description="Card or customer id")
+    terminal_id: int = Field(ge=0, le=MAX_ID, description="Terminal (merchant device) id")
     tx_amount: float = Field(ge=0, description="Amount, >= 0 and finite")
 
     @field_validator("tx_amount")
@@ -74,7 +75,7 @@ class Label(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transaction_id: int = Field(ge=0)
+    transaction_id: int = Field(ge=0, le=MAX_ID)
     tx_fraud: int = Field(ge=0, le=1)
 
 

@@ -94,3 +94,21 @@ def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
     run(root, "git", "add", "-A")
     run(root, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init")
     return root
+
+
+# Tiny data has few cards a day, so card precision@100 is small by construction.
+TINY_FLOORS: dict[str, Any] = {
+    "gate.min_card_precision_at_k": 0.0,
+    "gate.min_roc_auc": 0.7,
+    "gate.min_average_precision": 0.4,
+}
+
+
+@pytest.fixture(scope="session")
+def registered_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project after `dvc repro` and `register`: version 1 is champion."""
+    root = copy_project(tmp_path_factory.mktemp("registered"), {**TINY, **TINY_FLOORS})
+    run(root, sys.executable, "-m", "dvc", "repro", env={"MLFLOW_TRACKING_URI": ""})
+    out = run(root, sys.executable, "-m", "pipelines", "register", env={"MLFLOW_TRACKING_URI": ""})
+    assert "champion: None -> 1" in out, out
+    return root

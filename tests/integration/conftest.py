@@ -1,10 +1,18 @@
-"""Integration fixtures: a Prefect test harness for the whole session."""
+"""Integration fixtures: a Prefect test harness, a real Redis, scoring-service settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from serving.settings import Settings, load_settings
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +22,47 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port, no persistence, stopped afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def serving_settings(registered_project: Path, tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    """Settings for an app inside the registered project, with its state in `tmp_path`."""
+    monkeypatch.chdir(registered_project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def make(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        base = {"online_store.sqlite_path": str(tmp_path / "online.db"),
+                "capture.dir": str(tmp_path / "capture"), "model.poll_interval_s": 0}
+        return load_settings(environ=environ or {}, overrides={**base, **overrides})
+
+    return make

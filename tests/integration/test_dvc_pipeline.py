@@ -31,8 +31,7 @@ def test_repro_writes_every_stage_output(project: Path) -> None:
         "data/processed/features.parquet",
         "metrics/validate.json",
         "metrics/features.json",
-        "data/online/customer_events.parquet",
-        "data/online/terminal_events.parquet",
+        "data/online/events.parquet",
         "models/model.joblib",
         "metrics/evaluate.json",
     ):

@@ -19,17 +19,11 @@ import pytest
 from pipelines import tracking
 from pipelines.errors import FraudOpsError
 from pipelines.promote import CHALLENGER, CHAMPION, RegistryError, promote, rollback
-from tests.conftest import TINY, copy_project
+from tests.conftest import TINY, TINY_FLOORS, copy_project
 
 pytestmark = pytest.mark.integration
 
 NAME = "fraud-detector"
-# Tiny data has few cards a day, so card precision@100 is small by construction.
-FLOORS = {
-    "gate.min_card_precision_at_k": 0.0,
-    "gate.min_roc_auc": 0.7,
-    "gate.min_average_precision": 0.4,
-}
 WEAK = {
     "train.hist_gradient_boosting.max_iter": 1,
     "train.hist_gradient_boosting.max_leaf_nodes": 2,
@@ -40,7 +34,7 @@ WEAK = {
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> Iterator[Path]:
-    root = copy_project(tmp_path_factory.mktemp("flow"), {**TINY, **FLOORS})
+    root = copy_project(tmp_path_factory.mktemp("flow"), {**TINY, **TINY_FLOORS})
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)

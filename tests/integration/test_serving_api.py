@@ -1,0 +1,176 @@
+"""The scoring API end to end in-process: contract, errors, idempotence, capture, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.main import create_app
+from serving.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+TX = {"transaction_id": 10_000_001, "tx_datetime": "2018-05-11T12:30:05", "customer_id": 7,
+      "terminal_id": 11, "tx_amount": 57.16}
+
+
+@pytest.fixture
+def client(serving_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    with TestClient(create_app(serving_settings()), raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_score_one_transaction(client: TestClient) -> None:
+    r = client.post("/v1/score", json=TX)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["transaction_id"] == TX["transaction_id"]
+    assert 0 <= body["fraud_probability"] <= 1
+    assert body["model_version"] == 1
+    assert isinstance(body["is_fraud"], bool)
+
+
+def test_batch_keeps_order_and_names_the_version(client: TestClient) -> None:
+    txs = [{**TX, "transaction_id": 10_000_100 + i, "tx_amount": 10.0 * i} for i in range(5)]
+    r = client.post("/v1/score/batch", json={"transactions": txs})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] == 1
+    assert [s["transaction_id"] for s in body["scores"]] == [t["transaction_id"] for t in txs]
+
+
+def test_model_ready_health(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json()["model_version"] == 1
+    info = client.get("/v1/model").json()
+    assert info["name"] == "fraud-detector"
+    assert info["alias"] == "champion"
+    assert 0 < info["threshold"] < 1
+    assert len(info["data_version"]) == 32
+
+
+def test_scoring_twice_does_not_count_twice(client: TestClient, tmp_path: Path) -> None:
+    first = client.post("/v1/score", json=TX).json()
+    again = client.post("/v1/score", json=TX).json()
+    assert first["fraud_probability"] == again["fraud_probability"]
+    later = {**TX, "transaction_id": TX["transaction_id"] + 1, "tx_datetime": "2018-05-11T12:31:00"}
+    client.post("/v1/score", json=later)
+    client.app.state.scorer.capture.stop()  # type: ignore[attr-defined]
+    records = _captured(tmp_path)
+    counts = [r["features"]["customer_id_nb_tx_1day_window"] for r in records
+              if r["customer_id"] == TX["customer_id"]]
+    assert counts[0] == counts[1]  # the same transaction twice: same window
+    assert counts[2] == counts[0] + 1  # a new one counts the first once
+
+
+def _captured(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = []
+    for path in sorted((tmp_path / "capture").glob("date=*/part-*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines()]
+    return lines
+
+
+def test_every_scored_transaction_is_captured(client: TestClient, tmp_path: Path) -> None:
+    for i in range(20):
+        client.post("/v1/score", json={**TX, "transaction_id": 10_000_200 + i})
+    client.app.state.scorer.capture.stop()  # type: ignore[attr-defined]
+    records = _captured(tmp_path)
+    assert len(records) == 20
+    record = records[0]
+    assert {"captured_at", "transaction_id", "features", "fraud_probability", "is_fraud",
+            "model_version", "tx_amount", "tx_datetime"} <= set(record)
+    assert len(record["features"]) == 18
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"tx_amount": None}, "tx_amount", "valid number"),
+        ({"tx_amount": -1}, "tx_amount", "greater than or equal to 0"),
+        ({"tx_amount": "abc"}, "tx_amount", "valid number"),
+        ({"tx_datetime": "yesterday"}, "tx_datetime", "datetime"),
+        ({"customer_id": 1.5}, "customer_id", "integer"),
+        ({"customer_id": 2**70}, "customer_id", "less than or equal"),
+        ({"colour": "red"}, "colour", "Extra inputs"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(client: TestClient, change: dict[str, Any],
+                                           field: str, reason: str) -> None:
+    r = client.post("/v1/score", json={**TX, **change})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert any(d["loc"][-1] == field and reason in d["msg"] for d in detail), detail
+
+
+def test_missing_field_and_non_finite_amount(client: TestClient) -> None:
+    missing = {k: v for k, v in TX.items() if k != "terminal_id"}
+    r = client.post("/v1/score", json=missing)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "terminal_id"]
+    body = json.dumps(TX).replace("57.16", "Infinity")
+    r = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert "finite" in r.text
+
+
+def test_too_many_rows_is_422(serving_settings: Callable[..., Settings]) -> None:
+    with TestClient(create_app(serving_settings(**{"limits.max_batch_rows": 3}))) as c:
+        txs = [{**TX, "transaction_id": i} for i in range(4)]
+        r = c.post("/v1/score/batch", json={"transactions": txs})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["msg"] == "at most 3 transactions per batch, got 4"
+
+
+def test_oversized_body_is_413(serving_settings: Callable[..., Settings]) -> None:
+    with TestClient(create_app(serving_settings(**{"limits.max_body_bytes": 2048}))) as c:
+        txs = [{**TX, "transaction_id": i} for i in range(100)]
+        r = c.post("/v1/score/batch", json={"transactions": txs})
+        assert r.status_code == 413
+        chunks = (json.dumps(TX).encode() for _ in range(200))  # no Content-Length: counted
+        r = c.post("/v1/score", content=chunks, headers={"content-type": "application/json"})
+        assert r.status_code == 413
+
+
+def test_broken_json_is_422(client: TestClient) -> None:
+    r = client.post("/v1/score", content=b'{"transaction_id": ',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_labels_match_scored_and_keep_unknown(client: TestClient, tmp_path: Path) -> None:
+    client.post("/v1/score", json=TX)
+    r = client.post("/v1/labels", json={"labels": [
+        {"transaction_id": TX["transaction_id"], "tx_fraud": 1},
+        {"transaction_id": 999_999_999, "tx_fraud": 0}]})
+    assert r.json() == {"received": 2, "matched": 1, "unknown": 1}
+    again = client.post("/v1/labels", json={"labels": [
+        {"transaction_id": TX["transaction_id"], "tx_fraud": 1}]})
+    assert again.json()["matched"] == 1  # duplicates are idempotent
+
+
+def test_metrics_expose_requests_latency_scores_and_version(client: TestClient) -> None:
+    client.post("/v1/score", json=TX)
+    client.post("/v1/score", json={**TX, "tx_amount": -5})
+    text = client.get("/metrics").text
+    assert 'fraudops_requests_total{route="/v1/score",status="200"} 1.0' in text
+    assert 'fraudops_requests_total{route="/v1/score",status="422"} 1.0' in text
+    assert 'fraudops_request_seconds_bucket{le="0.5",route="/v1/score",status="200"}' in text
+    assert "fraudops_fraud_probability_count 1.0" in text
+    assert 'fraudops_model_version{alias="champion",name="fraud-detector"} 1.0' in text
+    assert "fraudops_capture_dropped_total 0.0" in text
+
+
+def test_docs_have_examples(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/v1/score" in spec["paths"]
+    assert "examples" in json.dumps(spec["components"]["schemas"]["Transaction"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_admin_routes_are_off_without_a_token(client: TestClient) -> None:
+    assert client.post("/admin/reload").status_code == 404

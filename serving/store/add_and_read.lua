@@ -8,8 +8,10 @@ for k = 1, n do
     redis.call('ZADD', p .. ':c:' .. cid, ts, tid .. ':' .. amount)
     redis.call('ZADD', p .. ':t:' .. term, ts, tid)
     if fraud == '1' then redis.call('HSET', p .. ':f', tid, '1') end
-    redis.call('ZREMRANGEBYSCORE', p .. ':c:' .. cid, '-inf', '(' .. string.format('%.0f', ts - 2 * cspan))
-    redis.call('ZREMRANGEBYSCORE', p .. ':t:' .. term, '-inf', '(' .. string.format('%.0f', ts - 2 * tfrom))
+    if cspan > 0 then  -- keep two windows' worth: enough for late events, bounded memory
+      redis.call('ZREMRANGEBYSCORE', p .. ':c:' .. cid, '-inf', '(' .. string.format('%.0f', ts - 2 * cspan))
+      redis.call('ZREMRANGEBYSCORE', p .. ':t:' .. term, '-inf', '(' .. string.format('%.0f', ts - 2 * tfrom))
+    end
   end
 end
 if not read then return n end

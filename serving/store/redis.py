@@ -55,7 +55,7 @@ class RedisStore:
         rows = [Event(*r.values()) for r in pq.read_table(events).to_pylist()]
         for i in range(0, len(rows), chunk):
             part = rows[i : i + chunk]
-            self._add_and_read(args=[self._p, len(part), 0, 1, 1, 1, *_args(part)])
+            self._add_and_read(args=[self._p, len(part), 0, 0, 0, 0, *_args(part)])  # no pruning
         self._r.set(f"{self._p}:seed", marker)
         return len(rows)
 

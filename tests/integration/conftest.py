@@ -39,9 +39,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("redis-server is not installed (apt-get install redis-server; .ci/run does)")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -54,15 +68,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def serving_settings(registered_project: Path, tmp_path: Path,
-                     monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+def serving_settings(
+    registered_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Settings]:
     """Settings for an app inside the registered project, with its state in `tmp_path`."""
     monkeypatch.chdir(registered_project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     def make(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        base = {"online_store.sqlite_path": str(tmp_path / "online.db"),
-                "capture.dir": str(tmp_path / "capture"), "model.poll_interval_s": 0}
+        base = {
+            "online_store.sqlite_path": str(tmp_path / "online.db"),
+            "capture.dir": str(tmp_path / "capture"),
+            "model.poll_interval_s": 0,
+        }
         return load_settings(environ=environ or {}, overrides={**base, **overrides})
 
     return make

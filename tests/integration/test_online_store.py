@@ -31,8 +31,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def _event(tid: int, day: float, customer: int = 1, terminal: int = 2, amount: float = 10.0,
-           fraud: int = 0) -> Event:
+def _event(
+    tid: int, day: float, customer: int = 1, terminal: int = 2, amount: float = 10.0, fraud: int = 0
+) -> Event:
     return Event(tid, customer, terminal, T0 + int(day * DAY_US), amount, fraud)
 
 
@@ -67,8 +68,16 @@ def test_labels_update_and_unknown_ids_are_kept_aside(store: Store) -> None:
 
 
 def test_seed_loads_once(store: Store, tmp_path: Path) -> None:
-    table = pa.table({"transaction_id": [1, 2], "customer_id": [1, 1], "terminal_id": [2, 2],
-                      "ts_us": [T0, T0 + DAY_US], "tx_amount": [5.0, 7.0], "tx_fraud": [0, 1]})
+    table = pa.table(
+        {
+            "transaction_id": [1, 2],
+            "customer_id": [1, 1],
+            "terminal_id": [2, 2],
+            "ts_us": [T0, T0 + DAY_US],
+            "tx_amount": [5.0, 7.0],
+            "tx_fraud": [0, 1],
+        }
+    )
     seed = tmp_path / "seed"
     seed.mkdir()
     pq.write_table(table, seed / EVENTS)

@@ -33,7 +33,8 @@ def test_replayed_day_matches_offline_features_and_scores(
     start = dt.datetime.fromisoformat(str(day))
     materialize(cfg.paths.clean, tmp_path / "seed", cfg.features, as_of=start)
     replay = offline[offline[schema.TX_DATETIME] >= day].sort_values(
-        [schema.TX_DATETIME, schema.TRANSACTION_ID])
+        [schema.TX_DATETIME, schema.TRANSACTION_ID]
+    )
     settings = serving_settings(**{"online_store.seed_dir": str(tmp_path / "seed")})
     served = {}
     with TestClient(create_app(settings)) as client:
@@ -43,17 +44,23 @@ def test_replayed_day_matches_offline_features_and_scores(
             assert r.status_code == 200, r.text
             served[body["transaction_id"]] = r.json()["fraud_probability"]
         client.app.state.scorer.capture.stop()  # type: ignore[attr-defined]
-    captured = [json.loads(line) for p in sorted(Path(settings.capture.dir).rglob("part-*.jsonl"))
-                for line in p.read_text().splitlines()]
+    captured = [
+        json.loads(line)
+        for p in sorted(Path(settings.capture.dir).rglob("part-*.jsonl"))
+        for line in p.read_text().splitlines()
+    ]
     assert len(captured) == len(replay) > 100
     names = feature_columns(cfg.features)
-    online = pd.DataFrame([{"transaction_id": c["transaction_id"], **c["features"]}
-                           for c in captured]).set_index("transaction_id")
+    online = pd.DataFrame(
+        [{"transaction_id": c["transaction_id"], **c["features"]} for c in captured]
+    ).set_index("transaction_id")
     expected = replay.set_index(schema.TRANSACTION_ID)[names].astype(float)
     for name in names:
-        np.testing.assert_allclose(online.loc[expected.index, name], expected[name],
-                                   rtol=0, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            online.loc[expected.index, name], expected[name], rtol=0, atol=1e-9, err_msg=name
+        )
     model, _ = tracking.load_model("fraud-detector", 1)
     offline_scores = model.predict_proba(expected)[:, 1]
-    np.testing.assert_allclose([served[t] for t in expected.index], offline_scores,
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        [served[t] for t in expected.index], offline_scores, rtol=0, atol=1e-9
+    )

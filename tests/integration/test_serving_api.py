@@ -15,8 +15,13 @@ from serving.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-TX = {"transaction_id": 10_000_001, "tx_datetime": "2018-05-11T12:30:05", "customer_id": 7,
-      "terminal_id": 11, "tx_amount": 57.16}
+TX = {
+    "transaction_id": 10_000_001,
+    "tx_datetime": "2018-05-11T12:30:05",
+    "customer_id": 7,
+    "terminal_id": 11,
+    "tx_amount": 57.16,
+}
 
 
 @pytest.fixture
@@ -62,8 +67,11 @@ def test_scoring_twice_does_not_count_twice(client: TestClient, tmp_path: Path) 
     client.post("/v1/score", json=later)
     client.app.state.scorer.capture.stop()  # type: ignore[attr-defined]
     records = _captured(tmp_path)
-    counts = [r["features"]["customer_id_nb_tx_1day_window"] for r in records
-              if r["customer_id"] == TX["customer_id"]]
+    counts = [
+        r["features"]["customer_id_nb_tx_1day_window"]
+        for r in records
+        if r["customer_id"] == TX["customer_id"]
+    ]
     assert counts[0] == counts[1]  # the same transaction twice: same window
     assert counts[2] == counts[0] + 1  # a new one counts the first once
 
@@ -82,8 +90,16 @@ def test_every_scored_transaction_is_captured(client: TestClient, tmp_path: Path
     records = _captured(tmp_path)
     assert len(records) == 20
     record = records[0]
-    assert {"captured_at", "transaction_id", "features", "fraud_probability", "is_fraud",
-            "model_version", "tx_amount", "tx_datetime"} <= set(record)
+    assert {
+        "captured_at",
+        "transaction_id",
+        "features",
+        "fraud_probability",
+        "is_fraud",
+        "model_version",
+        "tx_amount",
+        "tx_datetime",
+    } <= set(record)
     assert len(record["features"]) == 18
 
 
@@ -99,8 +115,9 @@ def test_every_scored_transaction_is_captured(client: TestClient, tmp_path: Path
         ({"colour": "red"}, "colour", "Extra inputs"),
     ],
 )
-def test_bad_input_is_422_naming_the_field(client: TestClient, change: dict[str, Any],
-                                           field: str, reason: str) -> None:
+def test_bad_input_is_422_naming_the_field(
+    client: TestClient, change: dict[str, Any], field: str, reason: str
+) -> None:
     r = client.post("/v1/score", json={**TX, **change})
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
@@ -137,19 +154,27 @@ def test_oversized_body_is_413(serving_settings: Callable[..., Settings]) -> Non
 
 
 def test_broken_json_is_422(client: TestClient) -> None:
-    r = client.post("/v1/score", content=b'{"transaction_id": ',
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/score", content=b'{"transaction_id": ', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422
 
 
 def test_labels_match_scored_and_keep_unknown(client: TestClient, tmp_path: Path) -> None:
     client.post("/v1/score", json=TX)
-    r = client.post("/v1/labels", json={"labels": [
-        {"transaction_id": TX["transaction_id"], "tx_fraud": 1},
-        {"transaction_id": 999_999_999, "tx_fraud": 0}]})
+    r = client.post(
+        "/v1/labels",
+        json={
+            "labels": [
+                {"transaction_id": TX["transaction_id"], "tx_fraud": 1},
+                {"transaction_id": 999_999_999, "tx_fraud": 0},
+            ]
+        },
+    )
     assert r.json() == {"received": 2, "matched": 1, "unknown": 1}
-    again = client.post("/v1/labels", json={"labels": [
-        {"transaction_id": TX["transaction_id"], "tx_fraud": 1}]})
+    again = client.post(
+        "/v1/labels", json={"labels": [{"transaction_id": TX["transaction_id"], "tx_fraud": 1}]}
+    )
     assert again.json()["matched"] == 1  # duplicates are idempotent
 
 

@@ -12,6 +12,10 @@ TX_AMOUNT: Final = "tx_amount"
 TX_FRAUD: Final = "tx_fraud"
 TX_FRAUD_SCENARIO: Final = "tx_fraud_scenario"
 
+# Amounts at or above this are refused in any currency unit: beyond it the exact decimal sums
+# of the feature windows (DECIMAL(18, 6)) would overflow.
+MAX_AMOUNT: Final = 1e12
+
 # Column -> pandas dtype of a clean row. Order is the column order of every written file.
 RAW_DTYPES: Final[dict[str, str]] = {
     TRANSACTION_ID: "int64",

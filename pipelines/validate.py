@@ -63,7 +63,9 @@ def _value_schema(limits: Validate) -> pa.DataFrameSchema:
             ),
             schema.CUSTOMER_ID: pa.Column(checks=pa.Check.ge(0)),
             schema.TERMINAL_ID: pa.Column(checks=pa.Check.ge(0)),
-            schema.TX_AMOUNT: pa.Column(checks=[pa.Check.ge(0), finite]),
+            schema.TX_AMOUNT: pa.Column(
+                checks=[pa.Check.ge(0), pa.Check.lt(schema.MAX_AMOUNT), finite]
+            ),
             schema.TX_FRAUD: pa.Column(checks=pa.Check.isin([0, 1])),
             schema.TX_FRAUD_SCENARIO: pa.Column(checks=pa.Check.isin(FRAUD_SCENARIOS)),
         }

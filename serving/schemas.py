@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipelines.schema import MAX_AMOUNT
+
 MAX_ID = 2**63 - 1  # ids are 64-bit integers everywhere (parquet, SQLite, Redis)
 EXAMPLE: dict[str, Any] = {
     "transaction_id": 1789267,
@@ -27,7 +29,7 @@ class Transaction(BaseModel):
     tx_datetime: dt.datetime = Field(description="When it happened (ISO 8601; naive = UTC)")
     customer_id: int = Field(ge=0, le=MAX_ID, description="Card or customer id")
     terminal_id: int = Field(ge=0, le=MAX_ID, description="Terminal (merchant device) id")
-    tx_amount: float = Field(ge=0, description="Amount, >= 0 and finite")
+    tx_amount: float = Field(ge=0, lt=MAX_AMOUNT, description="Amount, >= 0 and below 10^12")
 
     @field_validator("tx_amount")
     @classmethod

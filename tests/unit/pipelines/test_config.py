@@ -22,8 +22,21 @@ def test_every_config_file_validates() -> None:
     assert project.registered_model_name == "fraud-detector"
 
 
+def test_serving_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.settings import load_settings
+
+    monkeypatch.chdir(REPO_ROOT)
+    settings = load_settings(environ={})
+    assert settings.model.alias == "champion"
+    assert settings.model_name == "fraud-detector"
+    with pytest.raises(ConfigError, match="server.port"):
+        load_settings(environ={"FRAUDOPS_SERVING_SERVER__PORT": "99999"})
+    with pytest.raises(ConfigError, match="FRAUDOPS_REDIS_URL"):
+        load_settings(environ={"FRAUDOPS_SERVING_ONLINE_STORE__BACKEND": "redis"})
+
+
 def test_no_config_file_is_left_unvalidated() -> None:
-    validated = {"pipeline.yaml", "project.yaml"}
+    validated = {"pipeline.yaml", "project.yaml", "serving.yaml"}
     assert {p.name for p in (REPO_ROOT / "configs").glob("*.yaml")} <= validated
 
 

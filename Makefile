@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install run test test-fast lint format bench clean
+.PHONY: help install run serve test test-fast lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,9 @@ install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from 
 run: install ## The whole lifecycle in-process (Prefect flow over DVC stages, MLflow registry)
 	$(RUN) python -m pipelines.flows lifecycle
 	$(RUN) dvc status
+
+serve: install ## Serve the champion on 127.0.0.1:8000 (configs/serving.yaml; after make run)
+	$(RUN) python -m serving
 
 test: install ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)

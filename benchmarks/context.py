@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import Measurement, run_task
+from benchmarks.measure import Measurement, describe, run_task
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,6 @@ class Context:
             path = self.scratch(f"transactions-{scale.label}.parquet")
             print(f"  simulating {scale.label} data -> {path}", file=sys.stderr)
             m = run_task("simulate", overrides=scale.overrides, out=str(path))
-            print(
-                f"  {scale.label}: {m.extra['rows']:,} rows in {m.wall_s:.2f} s, "
-                f"{m.peak_rss_bytes / 1e6:,.0f} MB peak",
-                file=sys.stderr,
-            )
+            print(f"  {scale.label}: {m.extra['rows']:,} rows; {describe(m)}", file=sys.stderr)
             self._datasets[scale.label] = Dataset(scale, path, m)
         return self._datasets[scale.label]

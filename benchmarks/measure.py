@@ -12,6 +12,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_TIMEOUT_S = 3600
+# Other processes using more than this share of one core during a run make its timings suspect.
+CONTENTION_SHARE = 0.05
 
 
 class BenchmarkError(RuntimeError):
@@ -26,18 +28,20 @@ class Measurement:
     cpu_s: float
     peak_rss_bytes: int
     base_rss_bytes: int
+    other_cpu_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Measurement:
         """Build from the worker's JSON object; keys other than the four figures are extra."""
-        keys = ("wall_s", "cpu_s", "peak_rss_bytes", "base_rss_bytes")
+        keys = ("wall_s", "cpu_s", "peak_rss_bytes", "base_rss_bytes", "other_cpu_s")
         extra = {k: v for k, v in data.items() if k not in keys}
         return cls(
             wall_s=float(data["wall_s"]),
             cpu_s=float(data["cpu_s"]),
             peak_rss_bytes=int(data["peak_rss_bytes"]),
             base_rss_bytes=int(data["base_rss_bytes"]),
+            other_cpu_s=float(data.get("other_cpu_s", 0.0)),
             extra=extra,
         )
 
@@ -79,6 +83,16 @@ class Summary:
         """Median resident set size after imports, before the timed section."""
         return statistics.median(m.base_rss_bytes for m in self.runs)
 
+    @property
+    def other_cpu_s(self) -> float:
+        """The most CPU seconds other processes used during any one run (0 on an idle box)."""
+        return max(m.other_cpu_s for m in self.runs)
+
+    @property
+    def contended(self) -> bool:
+        """Whether other processes used more than CONTENTION_SHARE of a core in some run."""
+        return any(m.other_cpu_s > CONTENTION_SHARE * m.wall_s for m in self.runs)
+
     def extra(self, key: str) -> Any:
         """An extra figure of the first run (rows, fraud rate: the same in every run)."""
         return self.runs[0].extra[key]
@@ -108,10 +122,17 @@ def repeat(label: str, n: int, task: str, **args: Any) -> Summary:
     runs = []
     for i in range(1, n + 1):
         m = run_task(task, **args)
-        mb = m.peak_rss_bytes / 1e6
-        print(
-            f"  {label} run {i}/{n}: {m.wall_s:.2f} s wall, {m.cpu_s:.2f} s CPU, {mb:,.0f} MB peak",
-            file=sys.stderr,
-        )
+        print(f"  {label} run {i}/{n}: {describe(m)}", file=sys.stderr)
         runs.append(m)
     return Summary(tuple(runs))
+
+
+def describe(m: Measurement) -> str:
+    """One line of progress for a measurement, flagging a busy machine."""
+    text = (
+        f"{m.wall_s:.2f} s wall, {m.cpu_s:.2f} s CPU, {m.peak_rss_bytes / 1e6:,.0f} MB peak, "
+        f"{m.other_cpu_s:.2f} s CPU used by other processes"
+    )
+    if m.other_cpu_s > CONTENTION_SHARE * m.wall_s:
+        text += "  WARNING: the machine was not idle"
+    return text

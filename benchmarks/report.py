@@ -31,7 +31,10 @@ METHOD = (
     "of the timed section, so it includes the interpreter and the imported libraries (shown "
     "apart as *RSS after imports*). Repeated measurements report the median of N of each "
     "figure (N in each table) and the range of wall times. DuckDB runs with its defaults "
-    "(one thread per usable core). MB and GB are decimal (10^6 and 10^9 bytes)."
+    "(one thread per usable core). *Other CPU s* is the CPU time the rest of the machine "
+    "used during the timed section (system-wide busy time from `/proc/stat` minus the "
+    "measuring process; the most of any run): well above zero, the machine was not idle and "
+    "the timings are inflated. MB and GB are decimal (10^6 and 10^9 bytes)."
 )
 
 
@@ -43,11 +46,12 @@ class Target:
     goal: str
     value: str
     passed: bool
+    suspect: bool = False  # measured while other processes used the CPU
 
     @property
     def verdict(self) -> str:
-        """PASS or FAIL."""
-        return "PASS" if self.passed else "FAIL"
+        """PASS or FAIL, flagged when the machine was not idle."""
+        return ("PASS" if self.passed else "FAIL") + (" (machine not idle)" if self.suspect else "")
 
 
 def now_utc() -> str:
@@ -66,6 +70,38 @@ def wall_cell(s: Summary) -> str:
         return seconds(s.wall_s)
     low, high = s.wall_range
     return f"{seconds(s.wall_s)} ({seconds(low)} to {seconds(high)})"
+
+
+def contention_notes(runs: Sequence[tuple[str, Summary]]) -> list[str]:
+    """A warning naming the runs during which other processes used the CPU, if any."""
+    busy = [f"{label} ({s.other_cpu_s:.1f} CPU s)" for label, s in runs if s.contended]
+    if not busy:
+        return []
+    return [
+        "**Warning: the machine was not idle** during "
+        + ", ".join(busy)
+        + ": other processes used the CPU meanwhile, so those times are inflated. "
+        "Rerun on an idle machine."
+    ]
+
+
+def code_notes(runs: Sequence[Summary]) -> list[str]:
+    """The source files measured with their hashes; a warning if one changed between runs."""
+    seen: dict[str, set[str]] = {}
+    for summary in runs:
+        for m in summary.runs:
+            for path, digest in m.extra.get("code", {}).items():
+                seen.setdefault(path, set()).add(digest)
+    changed = sorted(p for p, digests in seen.items() if len(digests) > 1)
+    listed = ", ".join(f"`{p}` {' / '.join(sorted(d))}" for p, d in sorted(seen.items()))
+    notes = [f"Code measured (SHA-256, first 12 hex digits): {listed}."] if seen else []
+    if changed:
+        notes.append(
+            "**Warning: the code changed during the benchmark** ("
+            + ", ".join(f"`{p}`" for p in changed)
+            + "): the runs measured different versions. Rerun."
+        )
+    return notes
 
 
 def megabytes(value: float) -> str:

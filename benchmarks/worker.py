@@ -4,13 +4,17 @@ Usage: `python -m benchmarks.worker TASK 'JSON-ARGS'`. Imports and config loadin
 first; only the work is timed. The last line of stdout is a JSON object: wall seconds and
 CPU seconds (user + sys of this process, all threads) of the timed section, `ru_maxrss` of
 this process at its end (peak memory, interpreter and imports included) and at its start
-(after imports), plus task figures such as the row count.
+(after imports), the CPU seconds the rest of the machine used meanwhile (from /proc/stat),
+plus task figures such as the row count.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import importlib.util
 import json
+import os
 import resource
 import sys
 import time
@@ -22,7 +26,8 @@ from typing import Any
 from benchmarks.measure import REPO_ROOT
 from pipelines.config import PipelineConfig, load_pipeline_config
 
-PIPELINE_CONFIG = REPO_ROOT / "configs" / "pipeline.yaml"
+CONFIG_FILE = "configs/pipeline.yaml"
+PIPELINE_CONFIG = REPO_ROOT / CONFIG_FILE
 ORACLE_PATH = REPO_ROOT / "tests" / "pandas_features.py"
 
 Task = Callable[[dict[str, Any]], dict[str, Any]]
@@ -38,11 +43,23 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _machine_busy_s() -> float:
+    """CPU seconds every process of the machine has used since boot (0.0 if unknown)."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    # cpu user nice system idle iowait irq softirq steal ...: busy is all but idle, iowait.
+    ticks = [int(v) for v in first[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 class Timer:
     """Context manager measuring wall time, CPU time and peak memory of its block."""
 
     def __enter__(self) -> Timer:
         self.base_rss = _maxrss_bytes()
+        self.busy0 = _machine_busy_s()
         self.cpu0 = _cpu_s()
         self.wall0 = time.perf_counter()
         return self
@@ -56,6 +73,7 @@ class Timer:
         self.wall_s = time.perf_counter() - self.wall0
         self.cpu_s = _cpu_s() - self.cpu0
         self.peak_rss = _maxrss_bytes()
+        self.other_cpu_s = max(0.0, _machine_busy_s() - self.busy0 - self.cpu_s)
 
     def result(self, **extra: Any) -> dict[str, Any]:
         """The measurement of the block, with task figures."""
@@ -64,8 +82,14 @@ class Timer:
             "cpu_s": self.cpu_s,
             "peak_rss_bytes": self.peak_rss,
             "base_rss_bytes": self.base_rss,
+            "other_cpu_s": self.other_cpu_s,
             **extra,
         }
+
+
+def fingerprint(*files: str) -> dict[str, str]:
+    """Short SHA-256 of each file (paths relative to the repository): the code measured."""
+    return {f: hashlib.sha256((REPO_ROOT / f).read_bytes()).hexdigest()[:12] for f in files}
 
 
 def _config(overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -78,22 +102,26 @@ def simulate(args: dict[str, Any]) -> dict[str, Any]:
     from pipelines.io import write_parquet
 
     cfg = _config(args.get("overrides"))
+    code = fingerprint(CONFIG_FILE, "pipelines/generate.py")
     with Timer() as timer:
         df = simulate_history(cfg.generate)
     if args.get("out"):
         write_parquet(df, Path(args["out"]))
     frauds = int(df["tx_fraud"].sum())
-    return timer.result(rows=len(df), frauds=frauds, fraud_rate=frauds / max(len(df), 1))
+    rate = frauds / max(len(df), 1)
+    return timer.result(rows=len(df), frauds=frauds, fraud_rate=rate, code=code)
 
 
 def duckdb_features(args: dict[str, Any]) -> dict[str, Any]:
     """Time the DuckDB feature stage: parquet `clean` in, parquet `out` out."""
     from pipelines.features import build_features
 
+    importlib.import_module("duckdb")  # the stage imports it lazily: keep that out of the timing
     cfg = _config().features
+    code = fingerprint(CONFIG_FILE, "pipelines/features.py")
     with Timer() as timer:
         rows = build_features(Path(args["clean"]), Path(args["out"]), cfg)
-    return timer.result(rows=rows)
+    return timer.result(rows=rows, code=code)
 
 
 def _load_oracle() -> ModuleType:
@@ -111,6 +139,7 @@ def pandas_features(args: dict[str, Any]) -> dict[str, Any]:
 
     oracle = _load_oracle()
     cfg = _config().features
+    code = fingerprint(CONFIG_FILE, str(ORACLE_PATH.relative_to(REPO_ROOT)))
     with Timer() as timer:
         tx = pd.read_parquet(args["clean"])
         out = oracle.build_features(
@@ -121,7 +150,7 @@ def pandas_features(args: dict[str, Any]) -> dict[str, Any]:
             cfg.night_max_hour,
         )
         out.to_parquet(args["out"], compression="zstd", index=False)
-    return timer.result(rows=len(out))
+    return timer.result(rows=len(out), code=code)
 
 
 TASKS: dict[str, Task] = {

@@ -67,7 +67,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _one_thread_per_worker() -> None:
-    """Parallel scoring of one row only adds overhead; workers are the parallelism."""
+    """Parallel scoring of one row only adds overhead; workers are the parallelism.
+
+    threadpoolctl only limits libraries already loaded, so load scikit-learn's OpenMP
+    runtime first. (`python -m serving` also sets OMP_NUM_THREADS=1 before any import.)
+    """
+    import sklearn.ensemble  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)

@@ -13,13 +13,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Liveness")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
 @router.get("/ready", summary="Readiness", responses={503: {"description": "no model yet"}})
-def ready(scorer: ScorerDep) -> Any:
+async def ready(scorer: ScorerDep) -> Any:
     """200 once a model is loaded, 503 before (with the reason)."""
     holder = scorer.holder
     if holder.ready:

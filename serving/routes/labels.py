@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1", tags=["labels"])
 
 
 @router.post("/labels", response_model=LabelsAccepted, summary="Report fraud labels")
-def labels(body: Labels, scorer: ScorerDep, request: Request) -> LabelsAccepted:
+async def labels(body: Labels, scorer: ScorerDep, request: Request) -> LabelsAccepted:
     """Labels update the terminal risk windows; unknown ids are kept aside and counted."""
     pairs = [(label.transaction_id, label.tx_fraud) for label in body.labels]
     matched, unknown = scorer.store.label(pairs)

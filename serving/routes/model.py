@@ -11,7 +11,7 @@ router = APIRouter(prefix="/v1", tags=["model"])
 
 
 @router.get("/model", response_model=ModelInfo, summary="The model being served")
-def model(scorer: ScorerDep) -> ModelInfo:
+async def model(scorer: ScorerDep) -> ModelInfo:
     """Name, version, alias, data version, threshold and features of the current model."""
     m = scorer.holder.current
     return ModelInfo(

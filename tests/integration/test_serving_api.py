@@ -129,10 +129,11 @@ def test_missing_field_and_non_finite_amount(client: TestClient) -> None:
     r = client.post("/v1/score", json=missing)
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "terminal_id"]
-    body = json.dumps(TX).replace("57.16", "Infinity")
-    r = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
-    assert r.status_code == 422
-    assert "finite" in r.text
+    for token in ("Infinity", "NaN"):
+        body = json.dumps(TX).replace("57.16", token)
+        r = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["body", "tx_amount"]
 
 
 def test_too_many_rows_is_422(serving_settings: Callable[..., Settings]) -> None:

@@ -117,10 +117,10 @@ def duckdb_features(args: dict[str, Any]) -> dict[str, Any]:
     from pipelines.features import build_features
 
     importlib.import_module("duckdb")  # the stage imports it lazily: keep that out of the timing
-    cfg = _config().features
+    cfg = _config()
     code = fingerprint(CONFIG_FILE, "pipelines/features.py")
     with Timer() as timer:
-        rows = build_features(Path(args["clean"]), Path(args["out"]), cfg)
+        rows = build_features(Path(args["clean"]), Path(args["out"]), cfg.features, cfg.engine)
     return timer.result(rows=rows, code=code)
 
 

@@ -147,6 +147,14 @@ class Features(Strict):
         return self
 
 
+class Engine(Strict):
+    """Resources of the compute engine (not feature definitions: changing them changes no
+    output, so no DVC stage lists them as params)."""
+
+    duckdb_memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB)$")
+    duckdb_threads: int | None = Field(default=None, ge=1)
+
+
 EstimatorName = Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "xgboost"]
 
 
@@ -245,6 +253,7 @@ class PipelineConfig(Strict):
     production: Production
     validate_: Validate = Field(alias="validate")
     features: Features
+    engine: Engine
     train: Train
     evaluate: Evaluate
     gate: Gate

@@ -14,10 +14,11 @@ Portability: the statement is standard SQL window frames; only `epoch_us`, `isod
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 from pipelines import schema
-from pipelines.config import Features
+from pipelines.config import Engine, Features
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +105,24 @@ ORDER BY transaction_id
 """
 
 
-def build_features(clean: Path, out: Path, cfg: Features, threads: int | None = None) -> int:
-    """Compute the features of `clean` (parquet) into `out` (parquet); return the row count."""
+def build_features(clean: Path, out: Path, cfg: Features, engine: Engine | None = None) -> int:
+    """Compute the features of `clean` (parquet) into `out` (parquet); return the row count.
+
+    DuckDB keeps to `engine.duckdb_memory_limit` by spilling to a temporary folder, so ten
+    times the data needs about the same memory, not ten times as much.
+    """
     import duckdb  # the scoring service imports this module's definitions, not DuckDB
 
+    engine = engine or Engine()
     con = duckdb.connect()
     try:
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        source = f"read_parquet('{_quote(clean)}')"
-        con.execute(
-            f"COPY ({features_sql(cfg, source)}) TO '{_quote(out)}' "
-            "(FORMAT parquet, COMPRESSION zstd)"
-        )
+        with tempfile.TemporaryDirectory(prefix="fraudops-duckdb-") as spill:
+            con.execute(f"SET memory_limit = '{engine.duckdb_memory_limit}'")
+            con.execute(f"SET temp_directory = '{_quote(Path(spill))}'")
+            if engine.duckdb_threads:
+                con.execute(f"SET threads = {engine.duckdb_threads}")
+            source = f"read_parquet('{_quote(clean)}')"
+            con.execute(f"COPY ({features_sql(cfg, source)}) TO '{_quote(out)}' (FORMAT parquet)")
         rows = con.execute(f"SELECT count(*) FROM read_parquet('{_quote(out)}')").fetchone()
     finally:
         con.close()

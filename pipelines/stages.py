@@ -65,7 +65,7 @@ def features(cfg: PipelineConfig) -> Path:
     """Compute the point-in-time features of the clean transactions."""
     out = cfg.paths.features
     remove_outputs(out)
-    rows = build_features(cfg.paths.clean, out, cfg.features)
+    rows = build_features(cfg.paths.clean, out, cfg.features, cfg.engine)
     write_json(
         {"rows": rows, "features": feature_columns(cfg.features)},
         cfg.paths.metrics / "features.json",

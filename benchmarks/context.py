@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import Measurement, describe, run_task
+from benchmarks.measure import REPO_ROOT, Measurement, describe, run_task
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,29 @@ class Context:
             print(f"  {scale.label}: {m.extra['rows']:,} rows; {describe(m)}", file=sys.stderr)
             self._datasets[scale.label] = Dataset(scale, path, m)
         return self._datasets[scale.label]
+
+
+def project_copy(ctx: Context) -> Path:
+    """A fresh copy of the committed project (`git archive HEAD`) in the scratch folder."""
+    root = ctx.scratch("project")
+    if not root.exists():
+        root.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", "HEAD"], cwd=REPO_ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        for args in (
+            ["init", "-q"],
+            ["add", "-A"],
+            [
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@example.com",
+                "commit",
+                "-qm",
+                "bench",
+            ],
+        ):
+            subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+    return root

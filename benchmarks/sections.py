@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks import features, simulator
+from benchmarks import features, serving, simulator, training
 from benchmarks.context import Context
 from benchmarks.report import SectionResult
 
@@ -22,4 +22,6 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section("simulator", "Simulator", simulator.run),
     Section("features", "Feature stage: DuckDB vs the pandas oracle", features.run),
+    Section("training", "Training: make run and model quality", training.run),
+    Section("serving", "Scoring service vs mlflow models serve", serving.run),
 )

@@ -1,0 +1,228 @@
+"""Section `serving`: the scoring service against `mlflow models serve`, side by side.
+
+Both serve the same registered version from the same MLflow store, on 127.0.0.1, loaded by
+wrk for a bounded time. Ours takes raw transactions (online features, capture included);
+MLflow's is given the features directly, so it does strictly less work per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks.context import Context, project_copy
+from benchmarks.report import SectionResult, Target, now_utc, table, targets_table
+from benchmarks.wrk import Load, wrk
+
+SECONDS = 10
+IN_PROCESS = """
+import datetime as dt, json, statistics, sys, time
+from fastapi.testclient import TestClient
+from serving.main import create_app
+from serving.schemas import Transaction
+app = create_app()
+with TestClient(app):
+    scorer, times = app.state.scorer, []
+    for i in range(3000):
+        when = dt.datetime(2018, 10, 2, i % 24, i % 60)
+        tx = Transaction(transaction_id=9_000_000_000 + i, tx_datetime=when,
+                         customer_id=i % 5000, terminal_id=i % 10000, tx_amount=42.0)
+        t = time.perf_counter(); scorer.score([tx]); times.append(time.perf_counter() - t)
+    print(json.dumps({"p50_ms": statistics.median(times[500:]) * 1000}))
+"""
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(root: Path, tmp: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root}/.mlflow/mlflow.db",
+        "FRAUDOPS_SERVING_CAPTURE__DIR": str(tmp / "capture"),
+        "FRAUDOPS_SERVING_ONLINE_STORE__SQLITE_PATH": str(tmp / "online.db"),
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+@contextmanager
+def _server(args: list[str], root: Path, env: dict[str, str], ready: str) -> Iterator[None]:
+    proc = subprocess.Popen(
+        args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while (
+            subprocess.run(["curl", "-sf", "-o", "/dev/null", ready], check=False).returncode != 0
+        ):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{args} did not become ready")
+            time.sleep(0.5)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _bodies(root: Path, rows: int) -> tuple[str, str]:
+    """A batch of raw transactions (ours) and the same rows as features (MLflow's)."""
+    import pandas as pd
+
+    from pipelines.config import load_pipeline_config
+    from pipelines.features import feature_columns
+
+    names = feature_columns(load_pipeline_config(root / "configs/pipeline.yaml").features)
+    frame = pd.read_parquet(root / "data/processed/features.parquet").tail(rows)
+    raw = frame[["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount"]]
+    txs = json.loads(raw.to_json(orient="records", date_format="iso"))
+    data = frame[names].astype(float).to_numpy().tolist()
+    features = {"dataframe_split": {"columns": names, "data": data}}
+    return json.dumps({"transactions": txs}), json.dumps(features)
+
+
+def _in_process_p50(root: Path, env: dict[str, str]) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["p50_ms"])
+
+
+def _measure(root: Path, tmp: Path) -> dict[str, Load | float]:
+    env = _env(root, tmp)
+    ours, theirs = _port(), _port()
+    one_ours, one_theirs = _bodies(root, 1)
+    batch_ours, batch_theirs = _bodies(root, 1000)
+    results: dict[str, Load | float] = {"in_process_p50_ms": _in_process_p50(root, env)}
+    serve_ours = [sys.executable, "-m", "serving"]
+    env_ours = {**env, "FRAUDOPS_SERVING_SERVER__PORT": str(ours)}
+    serve_theirs = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        "models:/fraud-detector@champion",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(theirs),
+    ]
+    u, v = f"http://127.0.0.1:{ours}", f"http://127.0.0.1:{theirs}"
+    with (
+        _server(serve_ours, root, env_ours, f"{u}/ready"),
+        _server(serve_theirs, root, env, f"{v}/ping"),
+    ):
+        results["ours_64"] = wrk(f"{u}/v1/score", 64, SECONDS, tmp, threads=2)
+        results["theirs_64"] = wrk(f"{v}/invocations", 64, SECONDS, tmp, one_theirs, threads=2)
+        results["ours_8"] = wrk(f"{u}/v1/score", 8, SECONDS, tmp)
+        results["ours_1"] = wrk(f"{u}/v1/score", 1, SECONDS, tmp)
+        results["ours_batch"] = wrk(f"{u}/v1/score/batch", 2, SECONDS, tmp, batch_ours)
+        results["theirs_batch"] = wrk(f"{v}/invocations", 2, SECONDS, tmp, batch_theirs)
+    del one_ours
+    return results
+
+
+def _row(name: str, load: Load, rows_per_request: int = 1) -> tuple[str, ...]:
+    return (
+        name,
+        f"{load.requests:,}",
+        f"{load.rps * rows_per_request:,.0f}",
+        str(load.errors),
+        f"{load.p50_ms:.2f}",
+        f"{load.p99_ms:.2f}",
+    )
+
+
+def run(ctx: Context) -> SectionResult:
+    """Serve the champion both ways and load each in turn."""
+    root = project_copy(ctx)
+    if not (root / "metrics/evaluate.json").exists():
+        subprocess.run(
+            [sys.executable, "-m", "pipelines.flows", "lifecycle"],
+            cwd=root,
+            env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+            check=True,
+            capture_output=True,
+        )
+    tmp = ctx.scratch("serving")
+    tmp.mkdir(exist_ok=True)
+    r = _measure(root, tmp)
+    loads = {k: v for k, v in r.items() if isinstance(v, Load)}
+    inproc = float(r["in_process_p50_ms"])  # type: ignore[arg-type]
+    rps_ratio = loads["ours_64"].rps / loads["theirs_64"].rps
+    batch_ratio = loads["ours_batch"].rps / loads["theirs_batch"].rps
+    gap = loads["ours_1"].p50_ms - inproc
+    targets = [
+        Target(
+            "/v1/score req/s vs mlflow models serve, 64 connections",
+            ">= 15x",
+            f"{rps_ratio:.1f}x",
+            rps_ratio >= 15,
+        ),
+        Target(
+            "/v1/score errors at 64 connections",
+            "0",
+            str(loads["ours_64"].errors),
+            loads["ours_64"].errors == 0,
+        ),
+        Target(
+            "/v1/score p99 at 8 connections",
+            "< 10 ms",
+            f"{loads['ours_8'].p99_ms:.2f} ms",
+            loads["ours_8"].p99_ms < 10,
+        ),
+        Target(
+            "/v1/score p50 at 1 connection minus in-process p50",
+            "<= 0.5 ms",
+            f"{gap:.2f} ms ({loads['ours_1'].p50_ms:.2f} - {inproc:.2f})",
+            gap <= 0.5,
+        ),
+        Target(
+            "/v1/score/batch rows/s vs mlflow, 1,000 rows",
+            ">= 4x",
+            f"{batch_ratio:.1f}x",
+            batch_ratio >= 4,
+        ),
+    ]
+    rows = [
+        _row("ours /v1/score, 64 conn", loads["ours_64"]),
+        _row("mlflow /invocations (features given), 64 conn", loads["theirs_64"]),
+        _row("ours /v1/score, 8 conn", loads["ours_8"]),
+        _row("ours /v1/score, 1 conn", loads["ours_1"]),
+        _row("ours /v1/score/batch x1000, 2 conn", loads["ours_batch"], 1000),
+        _row("mlflow /invocations x1000, 2 conn", loads["theirs_batch"], 1000),
+    ]
+    body = [
+        f"Measured {now_utc()}. {__doc__.split(chr(10), 2)[2].strip()} Ours: `python -m "
+        f"serving` with 2 workers (configs/serving.yaml), SQLite online store, capture on. "
+        f"MLflow: `mlflow models serve --env-manager local` (its default, one worker). wrk "
+        f"{SECONDS} s per row, one after the other; in-process p50 = the median of "
+        f"`Scorer.score` on one transaction, {inproc:.3f} ms.",
+        table(("Run", "Requests", "Rows/s", "Errors", "p50 ms", "p99 ms"), rows),
+        "### Targets",
+        targets_table(targets),
+    ]
+    return SectionResult("\n\n".join(body), targets)

@@ -187,3 +187,59 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} not ready after {timeout} s")
+
+
+def test_the_service_follows_the_alias_by_polling(
+    serving_settings: Callable[..., Settings],
+) -> None:
+    tracking.connect()
+    source = tracking.get_version("fraud-detector", 1)
+    new = tracking.register(f"runs:/{source.run_id}/model", "fraud-detector", {})
+    try:
+        with TestClient(create_app(serving_settings(**{"model.poll_interval_s": 0.2}))) as client:
+            assert client.get("/v1/model").json()["version"] == 1
+            promote("fraud-detector", new.version, "poll test", "tester")
+            deadline = time.monotonic() + 10
+            while client.get("/v1/model").json()["version"] != new.version:
+                assert time.monotonic() < deadline, "the poller never picked up the new champion"
+                time.sleep(0.1)
+            assert client.post("/v1/score", json=TX).json()["model_version"] == new.version
+    finally:
+        from pipelines.promote import rollback
+
+        rollback("fraud-detector", "back after poll test", "tester")
+
+
+def test_metrics_add_up_across_worker_processes(registered_project: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "FRAUDOPS_SERVING_SERVER__PORT": str(port),
+        "FRAUDOPS_SERVING_SERVER__WORKERS": "2",
+        "FRAUDOPS_SERVING_CAPTURE__DIR": str(tmp_path / "capture"),
+        "FRAUDOPS_SERVING_ONLINE_STORE__SQLITE_PATH": str(tmp_path / "online.db"),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "serving"], cwd=registered_project, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, proc)
+        time.sleep(2)  # both workers up
+        with httpx.Client() as http:  # new connections spread over the workers
+            for i in range(40):
+                http.post(
+                    f"{url}/v1/score",
+                    json={**TX, "transaction_id": 60_000_000 + i},
+                    headers={"Connection": "close"},
+                )
+            text = http.get(f"{url}/metrics").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    line = next(
+        x
+        for x in text.splitlines()
+        if x.startswith('fraudops_requests_total{route="/v1/score",status="200"}')
+    )
+    assert float(line.split()[-1]) == 40.0

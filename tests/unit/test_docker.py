@@ -23,8 +23,9 @@ def _hadolint() -> str:
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_clean(dockerfile: Path) -> None:
-    done = subprocess.run([_hadolint(), "--no-color", str(dockerfile)], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [_hadolint(), "--no-color", str(dockerfile)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -34,7 +35,8 @@ def test_non_root_base_image_arg_and_healthcheck(dockerfile: Path) -> None:
     assert text.count("ARG BASE_IMAGE") == 1
     assert "HEALTHCHECK" in text
     users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
-    assert users and users[-1] not in {"root", "0"}
+    assert users
+    assert users[-1] not in {"root", "0"}
 
 
 def test_serving_image_starts_the_service_as_the_tests_do() -> None:

@@ -29,7 +29,7 @@ def test_serving_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(environ={})
     assert settings.model.alias == "champion"
     assert settings.model_name == "fraud-detector"
-    with pytest.raises(ConfigError, match="server.port"):
+    with pytest.raises(ConfigError, match=r"server\.port"):
         load_settings(environ={"FRAUDOPS_SERVING_SERVER__PORT": "99999"})
     with pytest.raises(ConfigError, match="FRAUDOPS_REDIS_URL"):
         load_settings(environ={"FRAUDOPS_SERVING_ONLINE_STORE__BACKEND": "redis"})

@@ -46,6 +46,7 @@ class Paths(Strict):
     features: Path
     online: Path
     model: Path
+    model_params: Path
     reports: Path
     metrics: Path
 

@@ -68,9 +68,13 @@ def score_fold(
 
 
 def evaluate(
-    model: ClassifierMixin, frame: pd.DataFrame, features: list[str], cfg: PipelineConfig
+    model: ClassifierMixin,
+    frame: pd.DataFrame,
+    features: list[str],
+    cfg: PipelineConfig,
+    params: dict[str, Any] | None = None,
 ) -> Evaluation:
-    """Evaluate `model` on fold 0 and the configured estimator on the other folds."""
+    """Evaluate `model` on fold 0, and the same estimator and `params` on the other folds."""
     all_folds = folds(cfg.train, cfg.features.label_delay_days)
     scored, test_metrics = score_fold(model, frame, all_folds[0], features, cfg)
     threshold = threshold_at_fpr(
@@ -78,7 +82,7 @@ def evaluate(
     )
     per_fold = [{**all_folds[0].as_dict(), **test_metrics}]
     for fold in all_folds[1:]:
-        fold_model = fit(cfg.train, training_block(frame, fold), features)
+        fold_model = fit(cfg.train, training_block(frame, fold), features, params)
         _, metrics = score_fold(fold_model, frame, fold, features, cfg)
         per_fold.append({**fold.as_dict(), **metrics})
         log.info("evaluate: fold %d AP %.3f", fold.index, metrics["average_precision"])

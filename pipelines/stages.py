@@ -6,6 +6,7 @@ these, so every entry point does exactly the same work.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import pandas as pd
 from pipelines import explain, plots
 from pipelines import generate as simulator
 from pipelines import train as protocol
-from pipelines.config import DriftScenario, PipelineConfig
+from pipelines.config import DriftScenario, PipelineConfig, load_project_config
 from pipelines.evaluate import evaluate as evaluate_model
 from pipelines.features import build_features, feature_columns
 from pipelines.io import read_table, remove_outputs, write_json, write_parquet
@@ -88,21 +89,31 @@ def materialize(cfg: PipelineConfig) -> Path:
 
 
 def train(cfg: PipelineConfig) -> Path:
-    """Fit the configured estimator on the training block of fold 0; save it."""
+    """Fit the configured estimator (tuned first if enabled) on fold 0's training block."""
     out = cfg.paths.model
-    remove_outputs(out)
+    remove_outputs(out, cfg.paths.model_params)
     all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
-    rows = protocol.training_block(protocol.load_folds(cfg.paths.features, all_folds), all_folds[0])
+    features = feature_columns(cfg.features)
+    frame = protocol.load_folds(cfg.paths.features, all_folds)
+    params = cfg.train.estimator_params()
+    if cfg.train.tuning.enabled:
+        from pipelines.tune import tune
+
+        fold = all_folds[1] if len(all_folds) > 1 else all_folds[0]
+        params = tune(cfg.train, frame, fold, features, load_project_config().experiment_name)
+    rows = protocol.training_block(frame, all_folds[0])
     started = time.perf_counter()
-    model = protocol.fit(cfg.train, rows, feature_columns(cfg.features))
+    model = protocol.fit(cfg.train, rows, features, params)
     seconds = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out)
+    write_json(params, cfg.paths.model_params)
     write_json(
         {
             "estimator": cfg.train.estimator,
             "rows": len(rows),
             "frauds": int(rows["tx_fraud"].sum()),
+            "tuned": cfg.train.tuning.enabled,
             **all_folds[0].as_dict(),
         },
         cfg.paths.metrics / "train.json",
@@ -117,8 +128,9 @@ def evaluate(cfg: PipelineConfig) -> Path:
     model = joblib.load(cfg.paths.model)
     features = feature_columns(cfg.features)
     all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
+    params = json.loads(cfg.paths.model_params.read_text())
     result = evaluate_model(
-        model, protocol.load_folds(cfg.paths.features, all_folds), features, cfg
+        model, protocol.load_folds(cfg.paths.features, all_folds), features, cfg, params
     )
     importances = explain.importances(
         model, result.scored, features, cfg.evaluate, cfg.train.random_state

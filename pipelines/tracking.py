@@ -231,3 +231,25 @@ def load_model(name: str, version: int) -> tuple[Any, dict[str, Any]]:
 def to_json(data: Any) -> str:
     """Compact JSON for tag values (MLflow tags are strings)."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def log_search(
+    experiment_id: str,
+    estimator: str,
+    trials: list[tuple[dict[str, Any], float]],
+    tags: dict[str, Any],
+) -> str:
+    """A parent run for a hyper-parameter search with one nested run per trial."""
+    import mlflow
+
+    with (
+        errors("logging the search"),
+        mlflow.start_run(experiment_id=experiment_id, run_name=f"search-{estimator}") as parent,
+    ):
+        mlflow.set_tags({"fraudops.kind": "hyper-parameter search", **tags})
+        for i, (params, value) in enumerate(trials):
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True):
+                mlflow.log_params(params)
+                mlflow.log_metric("validation.average_precision", value)
+        mlflow.log_metric("best.validation.average_precision", max(v for _, v in trials))
+        return str(parent.info.run_id)

@@ -40,6 +40,7 @@ def tiny_config(tmp_path: Path, **extra: Any) -> PipelineConfig:
         "paths.quarantine": str(tmp_path / "quarantine.parquet"),
         "paths.features": str(tmp_path / "features.parquet"),
         "paths.model": str(tmp_path / "model.joblib"),
+        "paths.model_params": str(tmp_path / "params.json"),
         "paths.reports": str(tmp_path / "reports"),
         "paths.metrics": str(tmp_path / "metrics"),
     }

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -41,11 +45,22 @@ def data_version(path: Path, root: Path = Path(".")) -> str:
     raise VersioningError(f"{lock_file}: no output {path}; run `dvc repro` first")
 
 
+@contextmanager
+def _this_python_first() -> Iterator[None]:
+    """Stage commands say `python`: make that the interpreter running this code."""
+    before = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{before}"
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
+
+
 def reproduce(stage: str, root: Path = Path(".")) -> list[str]:
     """Run one stage (and nothing else) if its deps changed; return the stages that ran."""
     from dvc.repo import Repo  # heavy: imported only when a stage actually runs
 
-    with Repo(str(root)) as repo:
+    with Repo(str(root)) as repo, _this_python_first():
         ran = repo.reproduce(stage, single_item=True)
     names = [getattr(s, "addressing", str(s)) for s in ran]
     log.info("dvc: %s", f"ran {', '.join(names)}" if names else f"{stage} up to date")

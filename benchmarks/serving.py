@@ -46,8 +46,10 @@ def _port() -> int:
 
 
 def _env(root: Path, tmp: Path) -> dict[str, str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return {
         **os.environ,
+        "PATH": path,  # `mlflow models serve` execs `uvicorn` from PATH
         "MLFLOW_TRACKING_URI": f"sqlite:///{root}/.mlflow/mlflow.db",
         "FRAUDOPS_SERVING_CAPTURE__DIR": str(tmp / "capture"),
         "FRAUDOPS_SERVING_ONLINE_STORE__SQLITE_PATH": str(tmp / "online.db"),

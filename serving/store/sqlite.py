@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
 from pipelines.materialize import EVENTS
 from serving.store import Event, History, Spans
@@ -29,6 +33,34 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CUSTOMER = "SELECT ts_us, amount FROM events WHERE customer_id = ? AND ts_us > ? AND ts_us <= ?"
 TERMINAL = "SELECT ts_us, fraud FROM events WHERE terminal_id = ? AND ts_us > ? AND ts_us <= ?"
 INSERT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)"
+
+
+FEW = 8  # up to this many events, per-event queries beat one batched query
+
+
+def _ints(values: Iterable[int]) -> NDArray[np.int64]:
+    return np.fromiter(values, dtype=np.int64)
+
+
+class _Grouped:
+    """Rows (entity, ts_us, value) sorted by entity then time, sliced per entity."""
+
+    def __init__(self, rows: list[tuple[int, int, float]]) -> None:
+        keys = _ints(r[0] for r in rows)
+        self.ts = _ints(r[1] for r in rows)
+        self.values = np.array([r[2] for r in rows], dtype=float)
+        unique, starts = np.unique(keys, return_index=True)
+        ends = np.append(starts[1:], len(keys))
+        self.slices = dict(
+            zip(unique.tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True)
+        )
+
+    def window(self, entity: int, low: int, high: int) -> tuple[NDArray[np.int64], NDArray[Any]]:
+        """Times and values of `entity` with low < ts <= high."""
+        start, end = self.slices.get(entity, (0, 0))
+        ts = self.ts[start:end]
+        a, b = np.searchsorted(ts, [low, high], side="right")
+        return ts[a:b], self.values[start:end][a:b]
 
 
 class SQLiteStore:
@@ -81,41 +113,77 @@ class SQLiteStore:
         return len(rows)
 
     def add_and_read(self, events: list[Event], spans: Spans) -> list[History]:
-        out = []
+        rows = [
+            (e.transaction_id, e.customer_id, e.terminal_id, e.ts_us, e.amount, e.fraud)
+            for e in events
+        ]
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(
-                INSERT,
-                [
-                    (e.transaction_id, e.customer_id, e.terminal_id, e.ts_us, e.amount, e.fraud)
-                    for e in events
-                ],
-            )
-            for e in events:
-                c = self._db.execute(
-                    CUSTOMER, (e.customer_id, e.ts_us - spans.customer_us, e.ts_us)
-                ).fetchall()
-                t = self._db.execute(
-                    TERMINAL,
-                    (
-                        e.terminal_id,
-                        e.ts_us - spans.terminal_from_us,
-                        e.ts_us - spans.terminal_to_us,
-                    ),
-                ).fetchall()
-                out.append(
-                    History(
-                        np.array([r[0] for r in c], dtype=np.int64),
-                        np.array([r[1] for r in c]),
-                        np.array([r[0] for r in t], dtype=np.int64),
-                        np.array([r[1] for r in t], dtype=np.int64),
-                    )
-                )
+            self._db.executemany(INSERT, rows)
+            read = self._read_each if len(events) <= FEW else self._read_batch
+            out = read(events, spans)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         return out
+
+    def _read_each(self, events: list[Event], spans: Spans) -> list[History]:
+        """One indexed range query per event and entity: fastest for a few events."""
+        out = []
+        for e in events:
+            c = self._db.execute(
+                CUSTOMER, (e.customer_id, e.ts_us - spans.customer_us, e.ts_us)
+            ).fetchall()
+            t = self._db.execute(
+                TERMINAL,
+                (e.terminal_id, e.ts_us - spans.terminal_from_us, e.ts_us - spans.terminal_to_us),
+            ).fetchall()
+            out.append(
+                History(
+                    _ints(r[0] for r in c),
+                    np.array([r[1] for r in c], dtype=float),
+                    _ints(r[0] for r in t),
+                    _ints(r[1] for r in t),
+                )
+            )
+        return out
+
+    def _read_batch(self, events: list[Event], spans: Spans) -> list[History]:
+        """Two queries for the whole batch, then each event's windows by binary search."""
+        first = min(e.ts_us for e in events)
+        last = max(e.ts_us for e in events)
+        customers = self._grouped(
+            "customer_id",
+            "amount",
+            {e.customer_id for e in events},
+            first - spans.customer_us,
+            last,
+        )
+        terminals = self._grouped(
+            "terminal_id",
+            "fraud",
+            {e.terminal_id for e in events},
+            first - spans.terminal_from_us,
+            last - spans.terminal_to_us,
+        )
+        out = []
+        for e in events:
+            c_ts, c_amount = customers.window(e.customer_id, e.ts_us - spans.customer_us, e.ts_us)
+            t_ts, t_fraud = terminals.window(
+                e.terminal_id, e.ts_us - spans.terminal_from_us, e.ts_us - spans.terminal_to_us
+            )
+            out.append(History(c_ts, c_amount.astype(float), t_ts, t_fraud.astype(np.int64)))
+        return out
+
+    def _grouped(self, key: str, value: str, ids: set[int], low: int, high: int) -> _Grouped:
+        sql = (
+            f"SELECT {key}, ts_us, {value} FROM events WHERE {key} IN "
+            f"(SELECT value FROM json_each(?)) AND ts_us > ? AND ts_us <= ? "
+            f"ORDER BY {key}, ts_us"
+        )
+        rows = self._db.execute(sql, (json.dumps(sorted(ids)), low, high)).fetchall()
+        return _Grouped(rows)
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
         matched = 0

@@ -86,3 +86,22 @@ def test_seed_loads_once(store: Store, tmp_path: Path) -> None:
     (h,) = store.add_and_read([_event(3, 9)], SPANS)
     assert h.customer_amount.tolist() == [5.0, 7.0, 10.0]
     assert h.terminal_fraud.tolist() == [0, 1]
+
+
+def test_a_batch_reads_what_single_events_read(store: Store) -> None:
+    history = [
+        _event(i, i * 0.7, customer=i % 3, terminal=i % 4, amount=float(i), fraud=i % 2)
+        for i in range(1, 40)
+    ]
+    store.add_and_read(history, SPANS)
+    batch = [
+        _event(100 + i, 28 + i * 0.3, customer=i % 3, terminal=i % 4, amount=1.0) for i in range(20)
+    ]
+    together = store.add_and_read(batch, SPANS)
+    alone = [store.add_and_read([e], SPANS)[0] for e in batch]
+    for a, b in zip(together, alone, strict=True):
+        assert sorted(a.customer_ts.tolist()) == sorted(b.customer_ts.tolist())
+        assert sorted(a.customer_amount.tolist()) == sorted(b.customer_amount.tolist())
+        assert sorted(
+            zip(a.terminal_ts.tolist(), a.terminal_fraud.tolist(), strict=True)
+        ) == sorted(zip(b.terminal_ts.tolist(), b.terminal_fraud.tolist(), strict=True))

@@ -22,8 +22,7 @@ from pipelines.errors import FraudOpsError
 
 log = logging.getLogger(__name__)
 
-LOCAL_STORE = Path(".mlflow")
-DEFAULT_URI = f"sqlite:///{LOCAL_STORE}/mlflow.db"
+LOCAL_STORE = Path(".mlflow")  # in the project (the working directory), gitignored
 # Bounded retries against a tracking server: a few seconds, not MLflow's default minutes.
 HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
@@ -48,7 +47,16 @@ class ModelVersion:
 
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` if set, else the embedded SQLite store inside the project."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_uri()
+
+
+def local_uri() -> str:
+    """The embedded store of the project in the working directory, as an absolute URI.
+
+    Absolute, because MLflow caches stores by URI: a relative one would keep pointing at
+    the first project's database after a change of directory.
+    """
+    return f"sqlite:///{LOCAL_STORE.resolve()}/mlflow.db"
 
 
 def connect() -> str:
@@ -68,14 +76,15 @@ def configure(experiment: str) -> str:
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
     uri = tracking_uri()
-    if uri == DEFAULT_URI:
+    local = uri == local_uri()
+    if local:
         (LOCAL_STORE / "artifacts").mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     with errors(f"experiment {experiment!r}"):
         found = mlflow.get_experiment_by_name(experiment)
         if found is not None:
             return str(found.experiment_id)
-        location = (LOCAL_STORE / "artifacts").resolve().as_uri() if uri == DEFAULT_URI else None
+        location = (LOCAL_STORE / "artifacts").resolve().as_uri() if local else None
         return str(mlflow.create_experiment(experiment, artifact_location=location))
 
 

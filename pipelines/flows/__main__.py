@@ -36,6 +36,8 @@ def ui_command() -> str:
     uri = tracking.tracking_uri()
     if uri.startswith("http"):
         return f"open {uri}"
+    if uri == tracking.local_uri():
+        uri = f"sqlite:///{tracking.LOCAL_STORE}/mlflow.db"  # from the project root
     return f"uv run mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000 --workers 1"
 
 

@@ -161,7 +161,7 @@ def _row(name: str, load: Load, rows_per_request: int = 1) -> tuple[str, ...]:
 def run(ctx: Context) -> SectionResult:
     """Serve the champion both ways and load each in turn."""
     root = project_copy(ctx)
-    if not (root / "metrics/evaluate.json").exists():
+    if not (root / ".mlflow/mlflow.db").exists():  # no champion yet: run the lifecycle first
         subprocess.run(
             [sys.executable, "-m", "pipelines.flows", "lifecycle"],
             cwd=root,

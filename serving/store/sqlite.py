@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -15,6 +16,8 @@ from numpy.typing import NDArray
 
 from pipelines.materialize import EVENTS
 from serving.store import Event, History, Spans
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -35,6 +38,7 @@ TERMINAL = "SELECT ts_us, fraud FROM events WHERE terminal_id = ? AND ts_us > ? 
 INSERT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)"
 
 
+CHECKPOINT_EVERY_S = 1.0
 FEW = 8  # up to this many events, per-event queries beat one batched query
 
 
@@ -77,6 +81,20 @@ class SQLiteStore:
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._db.executescript(SCHEMA)
+        # Checkpoints (copying the WAL into the database, with an fsync) run in a background
+        # thread, not inside whichever request's commit crosses the threshold: no latency spikes.
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint, name="sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint(self) -> None:
+        while not self._stop.wait(CHECKPOINT_EVERY_S):
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # busy or closing: the next round will do it
+                log.debug("checkpoint skipped: %s", exc)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -87,6 +105,7 @@ class SQLiteStore:
             )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint=0")
             self._local.db = db
             with self._guard:
                 self._all.append(db)
@@ -207,6 +226,8 @@ class SQLiteStore:
         return matched, len(labels) - matched
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(timeout=5)
         with self._guard:
             for db in self._all:
                 db.close()

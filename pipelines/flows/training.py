@@ -70,9 +70,10 @@ def promote_task(
 def _load(
     config: str, overrides: dict[str, Any] | None, project: str
 ) -> tuple[PipelineConfig, ProjectConfig]:
+    validated = load_pipeline_config(Path(config), overrides)  # a bad override changes nothing
     if overrides:
         versioning.apply_params(Path(config), overrides)
-    return load_pipeline_config(Path(config)), load_project_config(Path(project))
+    return validated, load_project_config(Path(project))
 
 
 def _check_layout(config: str) -> None:
@@ -124,7 +125,7 @@ def training_flow(
 def data_flow(
     config: str = str(DEFAULT_PIPELINE_CONFIG), overrides: dict[str, Any] | None = None
 ) -> None:
-    """The data stages only: generate, validate, features."""
+    """The data stages only: generate, validate, features, materialize."""
     _check_layout(config)
     _load(config, overrides, str(DEFAULT_PROJECT_CONFIG))
     for stage in DATA_STAGES:

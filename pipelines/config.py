@@ -262,6 +262,41 @@ class PipelineConfig(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class Decisions(Strict):
+    """Thresholds that turn a monitoring report into OK, WARN or RETRAIN."""
+
+    warn_drift_share: float = Field(ge=0, le=1)
+    retrain_drift_share: float = Field(ge=0, le=1)
+    retrain_on_prediction_drift: bool
+    min_labelled_rows: int = Field(ge=1)
+    max_ap_drop: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Decisions:
+        if self.warn_drift_share > self.retrain_drift_share:
+            raise ValueError("decisions.warn_drift_share must not exceed retrain_drift_share")
+        return self
+
+
+class MonitoringConfig(Strict):
+    """Every value of the monitoring loop (`configs/monitoring.yaml`)."""
+
+    sample_rows: int = Field(ge=100)
+    seed: int = Field(ge=0)
+    decisions: Decisions
+
+
+DEFAULT_MONITORING_CONFIG = Path("configs/monitoring.yaml")
+
+
+def load_monitoring_config(path: Path = DEFAULT_MONITORING_CONFIG) -> MonitoringConfig:
+    """Load and validate the monitoring config."""
+    try:
+        return MonitoringConfig.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc)) from None
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())

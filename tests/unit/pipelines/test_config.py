@@ -35,8 +35,15 @@ def test_serving_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(environ={"FRAUDOPS_SERVING_ONLINE_STORE__BACKEND": "redis"})
 
 
+def test_monitoring_config_validates() -> None:
+    from pipelines.config import load_monitoring_config
+
+    cfg = load_monitoring_config(REPO_ROOT / "configs/monitoring.yaml")
+    assert cfg.decisions.warn_drift_share <= cfg.decisions.retrain_drift_share
+
+
 def test_no_config_file_is_left_unvalidated() -> None:
-    validated = {"pipeline.yaml", "project.yaml", "serving.yaml"}
+    validated = {"pipeline.yaml", "project.yaml", "serving.yaml", "monitoring.yaml"}
     assert {p.name for p in (REPO_ROOT / "configs").glob("*.yaml")} <= validated
 
 

@@ -1,0 +1,87 @@
+"""Ground truth for captured predictions (the Ground Truth counterpart).
+
+Labels come from `POST /v1/labels` (the service's label log) and from batch label files
+(parquet or CSV with `transaction_id`, `tx_fraud`). They are joined to captured predictions
+by transaction id. Duplicates are idempotent (the latest label of a transaction wins; batch
+files carry no time, so they count as older than any API label, and a later file in the list
+as newer than an earlier one); labels of transactions never scored are kept aside and
+counted, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class LabelCounts:
+    """received = unique + duplicates; unique = matched + unknown."""
+
+    received: int
+    unique: int
+    duplicates: int
+    matched: int
+    unknown: int
+
+
+def _q(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _label_sources(capture_dir: Path, files: list[Path]) -> str:
+    parts = []
+    log_glob = capture_dir / "labels" / "date=*" / "*.jsonl"
+    if list(capture_dir.glob("labels/date=*/*.jsonl")):
+        parts.append(
+            f"SELECT transaction_id, tx_fraud, received_at::TIMESTAMP AS received_at "
+            f"FROM read_json_auto('{_q(log_glob)}')"
+        )
+    for i, path in enumerate(files):
+        reader = "read_csv_auto" if path.suffix.lower() == ".csv" else "read_parquet"
+        parts.append(
+            f"SELECT transaction_id, tx_fraud, TIMESTAMP '1970-01-01' + INTERVAL {i} "
+            f"MICROSECOND AS received_at FROM {reader}('{_q(path)}')"
+        )
+    if not parts:
+        return (
+            "SELECT NULL::BIGINT AS transaction_id, NULL::INTEGER AS tx_fraud, "
+            "NULL::TIMESTAMP AS received_at WHERE false"
+        )
+    return " UNION ALL ".join(parts)
+
+
+def join(
+    capture_dir: Path,
+    label_files: list[Path] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, LabelCounts]:
+    """(predictions with `tx_fraud` where known, labels of unknown transactions, counts)."""
+    import duckdb
+
+    predictions = capture_dir / "date=*" / "*.jsonl"
+    con = duckdb.connect()
+    try:
+        con.execute(f"CREATE TEMP TABLE labels AS {_label_sources(capture_dir, label_files or [])}")
+        con.execute("""CREATE TEMP TABLE latest AS SELECT transaction_id,
+                       arg_max(tx_fraud, received_at) AS tx_fraud FROM labels
+                       GROUP BY transaction_id""")
+        has_predictions = bool(list(capture_dir.glob("date=*/*.jsonl")))
+        pred_sql = (
+            f"SELECT * FROM read_json_auto('{_q(predictions)}')"
+            if has_predictions
+            else "SELECT NULL::BIGINT AS transaction_id WHERE false"
+        )
+        con.execute(f"CREATE TEMP TABLE predictions AS {pred_sql}")
+        joined = con.execute("""SELECT p.*, l.tx_fraud FROM predictions p
+                                LEFT JOIN latest l USING (transaction_id)""").df()
+        unknown = con.execute("""SELECT * FROM latest WHERE transaction_id NOT IN
+                                 (SELECT transaction_id FROM predictions)""").df()
+        received = con.execute("SELECT count(*) FROM labels").fetchone()
+        unique = con.execute("SELECT count(*) FROM latest").fetchone()
+    finally:
+        con.close()
+    r, u = int(received[0]) if received else 0, int(unique[0]) if unique else 0
+    counts = LabelCounts(r, u, r - u, u - len(unknown), len(unknown))
+    return joined, unknown, counts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks import features, serving, simulator, training
+from benchmarks import features, monitoring, serving, simulator, training
 from benchmarks.context import Context
 from benchmarks.report import SectionResult
 
@@ -24,4 +24,5 @@ SECTIONS: tuple[Section, ...] = (
     Section("features", "Feature stage: DuckDB vs the pandas oracle", features.run),
     Section("training", "Training: make run and model quality", training.run),
     Section("serving", "Scoring service vs mlflow models serve", serving.run),
+    Section("monitoring", "Monitoring: a drift report over 1 M rows", monitoring.run),
 )

@@ -153,10 +153,63 @@ def pandas_features(args: dict[str, Any]) -> dict[str, Any]:
     return timer.result(rows=len(out), code=code)
 
 
+def monitoring_windows(args: dict[str, Any]) -> dict[str, Any]:
+    """Prepare (not a measurement): a reference window and a 1 M-row current window with
+    amount inflation, from the features of `clean`. `score` stands in for the captured
+    fraud probability (monitoring reads scores, it does not compute them)."""
+    import pandas as pd
+
+    from pipelines.features import build_features, feature_columns
+
+    cfg = _config()
+    out = Path(args["dir"])
+    build_features(Path(args["clean"]), out / "features.parquet", cfg.features, cfg.engine)
+    names = feature_columns(cfg.features)
+    frame = pd.read_parquet(out / "features.parquet", columns=names)
+    frame["score"] = frame["tx_amount"] / (frame["tx_amount"] + frame[names[10]] + 1.0)
+    reference, current = frame.iloc[: len(frame) - args["rows"]], frame.iloc[-args["rows"] :].copy()
+    for column in [c for c in names if "amount" in c and "ratio" not in c]:
+        current[column] *= 1.5
+    current["score"] = current["tx_amount"] / (current["tx_amount"] + current[names[10]] + 1.0)
+    reference.to_parquet(out / "reference.parquet")
+    current.to_parquet(out / "current.parquet")
+    with Timer() as timer:
+        pass
+    return timer.result(rows=len(current))
+
+
+def monitoring_drift(args: dict[str, Any]) -> dict[str, Any]:
+    """Time one monitoring report: read both windows, sample, Evidently drift, HTML + JSON."""
+    from monitoring.reports import drift
+    from monitoring.windows import read_sample
+    from pipelines.config import load_monitoring_config
+    from pipelines.features import feature_columns
+
+    names = feature_columns(_config().features)
+    mon = load_monitoring_config(REPO_ROOT / "configs/monitoring.yaml")
+    out = Path(args["dir"])
+    code = fingerprint("monitoring/reports.py", "monitoring/windows.py", "configs/monitoring.yaml")
+    columns = [*names, "score"]
+    with Timer() as timer:
+        reference = read_sample(out / "reference.parquet", columns, mon.sample_rows, mon.seed)
+        current = read_sample(out / "current.parquet", columns, mon.sample_rows, mon.seed)
+        summary = drift(
+            reference, current, names, "score", mon.sample_rows, mon.seed, out=out / "report"
+        )
+    return timer.result(
+        rows=int(args["rows"]),
+        drift_share=summary.drift_share,
+        prediction_drift=summary.prediction_drift,
+        code=code,
+    )
+
+
 TASKS: dict[str, Task] = {
     "simulate": simulate,
     "duckdb_features": duckdb_features,
     "pandas_features": pandas_features,
+    "monitoring_windows": monitoring_windows,
+    "monitoring_drift": monitoring_drift,
 }
 
 

@@ -73,13 +73,11 @@ def configure(experiment: str) -> str:
     """Point MLflow at the tracking store and make sure `experiment` exists; return its id."""
     import mlflow
 
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
     uri = tracking_uri()
     local = uri == local_uri()
     if local:
         (LOCAL_STORE / "artifacts").mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
+    connect()
     with errors(f"experiment {experiment!r}"):
         found = mlflow.get_experiment_by_name(experiment)
         if found is not None:

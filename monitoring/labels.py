@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.io import sql_path
+
 
 @dataclass(frozen=True)
 class LabelCounts:
@@ -27,23 +29,19 @@ class LabelCounts:
     unknown: int
 
 
-def _q(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
 def _label_sources(capture_dir: Path, files: list[Path]) -> str:
     parts = []
     log_glob = capture_dir / "labels" / "date=*" / "*.jsonl"
     if list(capture_dir.glob("labels/date=*/*.jsonl")):
         parts.append(
             f"SELECT transaction_id, tx_fraud, received_at::TIMESTAMP AS received_at "
-            f"FROM read_json_auto('{_q(log_glob)}')"
+            f"FROM read_json_auto('{sql_path(log_glob)}')"
         )
     for i, path in enumerate(files):
         reader = "read_csv_auto" if path.suffix.lower() == ".csv" else "read_parquet"
         parts.append(
             f"SELECT transaction_id, tx_fraud, TIMESTAMP '1970-01-01' + INTERVAL {i} "
-            f"MICROSECOND AS received_at FROM {reader}('{_q(path)}')"
+            f"MICROSECOND AS received_at FROM {reader}('{sql_path(path)}')"
         )
     if not parts:
         return (
@@ -69,7 +67,7 @@ def join(
                        GROUP BY transaction_id""")
         has_predictions = bool(list(capture_dir.glob("date=*/*.jsonl")))
         pred_sql = (
-            f"SELECT * FROM read_json_auto('{_q(predictions)}')"
+            f"SELECT * FROM read_json_auto('{sql_path(predictions)}')"
             if has_predictions
             else "SELECT NULL::BIGINT AS transaction_id WHERE false"
         )

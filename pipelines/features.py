@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipelines import schema
 from pipelines.config import Engine, Features
+from pipelines.io import sql_path
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +119,14 @@ def build_features(clean: Path, out: Path, cfg: Features, engine: Engine | None 
     try:
         with tempfile.TemporaryDirectory(prefix="fraudops-duckdb-") as spill:
             con.execute(f"SET memory_limit = '{engine.duckdb_memory_limit}'")
-            con.execute(f"SET temp_directory = '{_quote(Path(spill))}'")
+            con.execute(f"SET temp_directory = '{sql_path(Path(spill))}'")
             if engine.duckdb_threads:
                 con.execute(f"SET threads = {engine.duckdb_threads}")
-            source = f"read_parquet('{_quote(clean)}')"
-            con.execute(f"COPY ({features_sql(cfg, source)}) TO '{_quote(out)}' (FORMAT parquet)")
-        rows = con.execute(f"SELECT count(*) FROM read_parquet('{_quote(out)}')").fetchone()
+            source = f"read_parquet('{sql_path(clean)}')"
+            con.execute(f"COPY ({features_sql(cfg, source)}) TO '{sql_path(out)}' (FORMAT parquet)")
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{sql_path(out)}')").fetchone()
     finally:
         con.close()
     count = int(rows[0]) if rows else 0
     log.info("features: %d rows, %d features -> %s", count, len(feature_columns(cfg)), out)
     return count
-
-
-def _quote(path: Path) -> str:
-    return str(path).replace("'", "''")

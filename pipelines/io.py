@@ -56,6 +56,11 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
         pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
 
 
+def sql_path(path: Path) -> str:
+    """`path` as the body of a single-quoted SQL string literal (quotes doubled)."""
+    return str(path).replace("'", "''")
+
+
 def write_json(data: dict[str, Any], path: Path) -> None:
     """Write a metrics or report file atomically, keys sorted."""
     with atomic_path(path) as tmp:

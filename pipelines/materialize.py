@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config import Features
+from pipelines.io import sql_path
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ def materialize(
 ) -> Materialized:
     """Write the events of the `reach_days` before `as_of` (default: after the last row)."""
     out.mkdir(parents=True, exist_ok=True)
-    src = "read_parquet('" + str(clean).replace("'", "''") + "')"
-    target = str(out / EVENTS).replace("'", "''")
+    src = f"read_parquet('{sql_path(clean)}')"
+    target = sql_path(out / EVENTS)
     days = reach_days(cfg)
     import duckdb  # the scoring service imports this module's constants, not DuckDB
 

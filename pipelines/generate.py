@@ -105,6 +105,21 @@ def _compromised(
     return np.unique(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
 
 
+def _under_compromise(
+    df: pd.DataFrame,
+    column: str,
+    seed: int,
+    kind: int,
+    days: range,
+    population: int,
+    per_day: int,
+    span: int,
+) -> NDArray[np.bool_]:
+    """Rows whose entity (`column`) is compromised on the row's day."""
+    keys = df[column].to_numpy() * 2**20 + df["day"].to_numpy()
+    return np.isin(keys, _compromised(seed, kind, days, population, per_day, span))
+
+
 def apply_fraud(
     df: pd.DataFrame, seed: int, fraud: FraudScenarios, days: range, stream: int
 ) -> None:
@@ -112,8 +127,9 @@ def apply_fraud(
     rng = np.random.default_rng([seed, stream, 7])
     amount = df[schema.TX_AMOUNT].to_numpy().copy()
     scenario = np.where(amount > fraud.amount_threshold, 1, 0).astype(np.int8)
-    term_keys = df[schema.TERMINAL_ID].to_numpy() * 2**20 + df["day"].to_numpy()
-    hit = _compromised(
+    terminals = _under_compromise(
+        df,
+        schema.TERMINAL_ID,
         seed,
         2,
         days,
@@ -121,9 +137,10 @@ def apply_fraud(
         fraud.compromised_terminals_per_day,
         fraud.terminal_compromise_days,
     )
-    scenario[np.isin(term_keys, hit)] = 2
-    cust_keys = df[schema.CUSTOMER_ID].to_numpy() * 2**20 + df["day"].to_numpy()
-    hit = _compromised(
+    scenario[terminals] = 2
+    customers = _under_compromise(
+        df,
+        schema.CUSTOMER_ID,
         seed,
         3,
         days,
@@ -131,7 +148,7 @@ def apply_fraud(
         fraud.compromised_customers_per_day,
         fraud.customer_compromise_days,
     )
-    chosen = np.isin(cust_keys, hit) & (rng.random(len(df)) < fraud.customer_fraud_share)
+    chosen = customers & (rng.random(len(df)) < fraud.customer_fraud_share)
     amount[chosen] = np.round(amount[chosen] * fraud.customer_amount_factor, 2)
     scenario[chosen] = 3
     df[schema.TX_AMOUNT] = amount

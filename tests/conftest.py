@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.config import PipelineConfig, load_pipeline_config
+from pipelines.config import PipelineConfig, apply_overrides, load_pipeline_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,16 +53,6 @@ def tiny(tmp_path: Path) -> PipelineConfig:
     return tiny_config(tmp_path)
 
 
-def set_keys(data: dict[str, Any], overrides: dict[str, Any]) -> None:
-    """Set dotted keys in a nested mapping, in place."""
-    for key, value in overrides.items():
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-
-
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run a command with the project's interpreter first on PATH; fail with its output."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -88,8 +78,7 @@ def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, root / name)
     config = root / "configs/pipeline.yaml"
-    data = yaml.safe_load(config.read_text())
-    set_keys(data, overrides)
+    data = apply_overrides(yaml.safe_load(config.read_text()), overrides)
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     run(root, "git", "init", "-q")
     run(root, "git", "add", "-A")

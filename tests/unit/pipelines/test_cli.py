@@ -10,17 +10,14 @@ import pytest
 import yaml
 
 from pipelines.__main__ import main
+from pipelines.config import apply_overrides
 from tests.conftest import REPO_ROOT, TINY
 
 
 def _config(tmp_path: Path, **changes: object) -> Path:
-    data = yaml.safe_load((REPO_ROOT / "configs/pipeline.yaml").read_text())
-    for key, value in {**TINY, **changes}.items():
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+    data = apply_overrides(
+        yaml.safe_load((REPO_ROOT / "configs/pipeline.yaml").read_text()), {**TINY, **changes}
+    )
     data["paths"] = {
         k: str(tmp_path / (k if k == "metrics" else f"{k}.parquet")) for k in data["paths"]
     }

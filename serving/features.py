@@ -35,9 +35,10 @@ def spans(cfg: Features) -> Spans:
     )
 
 
-def feature_row(when: dt.datetime, amount: float, history: History, cfg: Features) -> list[float]:
-    """The model's input row, in `feature_columns(cfg)` order."""
-    t = epoch_us(when)
+def feature_row(
+    when: dt.datetime, t: int, amount: float, history: History, cfg: Features
+) -> list[float]:
+    """The model's input row, in `feature_columns(cfg)` order (`t`: `epoch_us(when)`)."""
     row = [amount, float(when.weekday() >= 5), float(when.hour <= cfg.night_max_hour)]
     cts, camt = history.customer_ts, history.customer_amount
     for w in cfg.customer_windows_days:

@@ -42,8 +42,8 @@ class Scorer:
         ]
         histories = self.store.add_and_read(events, self._spans)
         rows = [
-            feature_row(t.tx_datetime, t.tx_amount, h, self._cfg)
-            for t, h in zip(txs, histories, strict=True)
+            feature_row(t.tx_datetime, e.ts_us, t.tx_amount, h, self._cfg)
+            for t, e, h in zip(txs, events, histories, strict=True)
         ]
         probabilities = model.score(feature_matrix(rows))
         scores = [

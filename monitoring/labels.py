@@ -10,6 +10,7 @@ counted, never dropped.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,11 +52,35 @@ def _label_sources(capture_dir: Path, files: list[Path]) -> str:
     return " UNION ALL ".join(parts)
 
 
+def _window_sql(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    """Captured predictions of [start, end) by transaction time, features as columns.
+
+    A transaction scored more than once (a replay) counts once: its latest capture.
+    """
+    where = []
+    if start is not None:
+        where.append(f"tx_datetime::TIMESTAMP >= TIMESTAMP '{start.isoformat(sep=' ')}'")
+    if end is not None:
+        where.append(f"tx_datetime::TIMESTAMP < TIMESTAMP '{end.isoformat(sep=' ')}'")
+    return f"""SELECT * EXCLUDE (features, tx_datetime), tx_datetime::TIMESTAMP AS tx_datetime,
+                      UNNEST(features)
+               FROM predictions {"WHERE " + " AND ".join(where) if where else ""}
+               QUALIFY row_number() OVER (PARTITION BY transaction_id
+                                          ORDER BY captured_at DESC) = 1"""
+
+
 def join(
     capture_dir: Path,
     label_files: list[Path] | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, LabelCounts]:
-    """(predictions with `tx_fraud` where known, labels of unknown transactions, counts)."""
+    """(predictions with `tx_fraud` where known, labels of unknown transactions, counts).
+
+    With `start`/`end`, only predictions of transactions in [start, end) are returned (the
+    window), with their features as columns; unknown labels are always judged against
+    every captured prediction.
+    """
     import duckdb
 
     predictions = capture_dir / "date=*" / "*.jsonl"
@@ -72,8 +97,10 @@ def join(
             else "SELECT NULL::BIGINT AS transaction_id WHERE false"
         )
         con.execute(f"CREATE TEMP TABLE predictions AS {pred_sql}")
-        joined = con.execute("""SELECT p.*, l.tx_fraud FROM predictions p
-                                LEFT JOIN latest l USING (transaction_id)""").df()
+        windowed = has_predictions and (start is not None or end is not None)
+        window = _window_sql(start, end) if windowed else "SELECT * FROM predictions"
+        joined = con.execute(f"""SELECT p.*, l.tx_fraud FROM ({window}) p
+                                 LEFT JOIN latest l USING (transaction_id)""").df()
         unknown = con.execute("""SELECT * FROM latest WHERE transaction_id NOT IN
                                  (SELECT transaction_id FROM predictions)""").df()
         received = con.execute("SELECT count(*) FROM labels").fetchone()

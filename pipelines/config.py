@@ -49,6 +49,8 @@ class Paths(Strict):
     model_params: Path
     reports: Path
     metrics: Path
+    reference: Path
+    feedback: Path
 
 
 class Source(Strict):
@@ -278,21 +280,34 @@ class Decisions(Strict):
         return self
 
 
+class Alerts(Strict):
+    """How WARN and RETRAIN are posted to the webhook (its URL comes from the environment)."""
+
+    retries: int = Field(ge=1, le=10)
+    timeout_s: float = Field(gt=0, le=60)
+
+
 class MonitoringConfig(Strict):
     """Every value of the monitoring loop (`configs/monitoring.yaml`)."""
 
     sample_rows: int = Field(ge=100)
     seed: int = Field(ge=0)
+    reports_dir: Path
+    window_days: int = Field(ge=1, le=366)
     decisions: Decisions
+    alerts: Alerts
+    retrain: bool
 
 
 DEFAULT_MONITORING_CONFIG = Path("configs/monitoring.yaml")
 
 
-def load_monitoring_config(path: Path = DEFAULT_MONITORING_CONFIG) -> MonitoringConfig:
-    """Load and validate the monitoring config."""
+def load_monitoring_config(
+    path: Path = DEFAULT_MONITORING_CONFIG, overrides: dict[str, Any] | None = None
+) -> MonitoringConfig:
+    """Load and validate the monitoring config, with dotted `overrides` applied first."""
     try:
-        return MonitoringConfig.model_validate(_read_yaml(path))
+        return MonitoringConfig.model_validate(apply_overrides(_read_yaml(path), overrides or {}))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc)) from None
 

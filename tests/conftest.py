@@ -74,7 +74,8 @@ def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
     skip = ("data/", "metrics/", "models/", "reports/", "docs/", "benchmarks/")
     for name in files.splitlines():
         src = REPO_ROOT / name
-        if src.is_file() and not name.startswith(skip) and name != "dvc.lock":
+        keep = name.endswith(".gitkeep") or not name.startswith(skip)
+        if src.is_file() and keep and name != "dvc.lock":
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, root / name)
     config = root / "configs/pipeline.yaml"

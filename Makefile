@@ -14,7 +14,10 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install run serve test test-fast lint format bench clean
+DRIFT ?= new_fraud_pattern
+DAYS ?=
+
+.PHONY: help install run serve simulate monitor test test-fast lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +35,12 @@ run: install ## The whole lifecycle in-process (Prefect flow over DVC stages, ML
 
 serve: install ## Serve the champion on 127.0.0.1:8000 (configs/serving.yaml; after make run)
 	$(RUN) python -m serving
+
+simulate: install ## The closed loop on simulated production days (DRIFT=new_fraud_pattern DAYS=42)
+	$(RUN) python -m monitoring simulate --drift $(DRIFT) $(if $(DAYS),--days $(DAYS))
+
+monitor: install ## Monitor the last window of captured predictions (configs/monitoring.yaml)
+	$(RUN) python -m monitoring run
 
 test: install ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)

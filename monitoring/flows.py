@@ -28,6 +28,7 @@ from pipelines.config import (
     load_pipeline_config,
     load_project_config,
 )
+from pipelines.features import feature_columns
 from pipelines.flows.training import training_flow
 from pipelines.promote import CHAMPION
 
@@ -38,6 +39,7 @@ WEBHOOK_ENV = "FRAUDOPS_ALERT_WEBHOOK_URL"
 def report_task(
     mon: MonitoringConfig,
     project: str,
+    pipeline: str,
     capture_dir: Path,
     start: dt.datetime,
     end: dt.datetime,
@@ -45,7 +47,8 @@ def report_task(
 ) -> WindowResult:
     """Drift and quality of the window against the champion's reference, logged to MLflow."""
     identity = load_project_config(Path(project))
-    return run_window(mon, identity, capture_dir, start, end, label_files)
+    features = feature_columns(load_pipeline_config(Path(pipeline)).features)
+    return run_window(mon, identity, features, capture_dir, start, end, label_files)
 
 
 @task(name="alert")
@@ -115,7 +118,7 @@ def monitoring_flow(
     end = end or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     start = start or end - dt.timedelta(days=mon.window_days)
     captured, files = _capture_dir(capture_dir), [Path(f) for f in label_files or []]
-    result = report_task(mon, project, captured, start, end, files)
+    result = report_task(mon, project, pipeline, captured, start, end, files)
     verdict = result.decision.verdict
     print(
         f"{start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M}: {verdict}: "

@@ -19,6 +19,7 @@ import pandas as pd
 from monitoring import labels
 from monitoring.decisions import Decision, Quality, decide
 from monitoring.reports import DriftSummary, QualitySummary, drift, quality
+from monitoring.windows import read_window
 from pipelines import schema, tracking
 from pipelines.config import MonitoringConfig, ProjectConfig
 from pipelines.reference import FRAME, META, SCORE
@@ -78,26 +79,42 @@ def folder_name(start: dt.datetime, end: dt.datetime) -> str:
 def run_window(
     mon: MonitoringConfig,
     project: ProjectConfig,
+    captured_features: list[str],
     capture_dir: Path,
     start: dt.datetime,
     end: dt.datetime,
     label_files: list[Path] | None = None,
 ) -> WindowResult:
-    """Report on the window, decide, and log it all to the monitoring experiment."""
-    window, unknown, counts = labels.join(capture_dir, label_files, start, end)
-    if unknown.shape[0]:
+    """Report on the window, decide, and log it all to the monitoring experiment.
+
+    `captured_features` are the feature names the service captures (its config's).
+    """
+    name = project.registered_model_name
+    window = read_window(
+        capture_dir, captured_features, start, end, mon.sample_rows, mon.seed, label_files
+    )
+    counts, unknown = window.labels, window.unknown
+    if len(unknown):
         log.info("labels: %d label(s) for transactions never scored, kept aside", len(unknown))
-    if window.empty:
+    if window.rows == 0 or window.model_version is None:
         decision = Decision("OK", [f"no captured predictions between {start} and {end}"])
         return WindowResult(start, end, 0, None, None, None, None, counts, decision, None, None)
-    version = int(window["model_version"].mode().iloc[0])
-    name = project.registered_model_name
+    version = window.model_version
     reference, meta = load_reference(name, version, mon.reports_dir / ".references")
-    current = window.rename(columns={"fraud_probability": SCORE})
-    features = [c for c in reference.columns if c not in NOT_FEATURES]
+    features = [c for c in reference.columns if c in set(captured_features) - NOT_FEATURES]
     folder = mon.reports_dir / folder_name(start, end)
-    summary = drift(reference, current, features, SCORE, mon.sample_rows, mon.seed, folder)
-    found = quality(reference, current, schema.TX_FRAUD, SCORE, float(meta["threshold"]), folder)
+    summary = drift(reference, window.sample, features, SCORE, mon.sample_rows, mon.seed, folder)
+    threshold = float(meta["threshold"])
+    found = quality(
+        reference,
+        window.labelled,
+        schema.TX_FRAUD,
+        SCORE,
+        threshold,
+        folder,
+        mon.sample_rows,
+        mon.seed,
+    )
     judged = Quality(found.labelled_rows, found.average_precision) if found.labelled_rows else None
     reference_ap = float(meta["average_precision"])
     decision = decide(
@@ -106,7 +123,7 @@ def run_window(
     result = WindowResult(
         start,
         end,
-        len(window),
+        window.rows,
         version,
         summary,
         found,

@@ -167,11 +167,14 @@ def quality(
     score: str,
     threshold: float,
     out: Path | None = None,
+    sample_rows: int = 50_000,
+    seed: int = 0,
 ) -> QualitySummary:
-    """AP, recall and precision at `threshold` on the labelled rows of `current`.
+    """AP, recall and precision at `threshold` on every labelled row of `current`.
 
-    The HTML report (Evidently's classification quality, reference alongside) is written
-    only when the window has both classes among its labels.
+    The HTML report (Evidently's classification quality, reference alongside) is drawn on
+    seeded samples of at most `sample_rows` rows, and only when the window has both
+    classes among its labels; the figures in quality.json use every labelled row.
     """
     labelled = current[current[target].notna()]
     labels = labelled[target].astype(int)
@@ -181,7 +184,14 @@ def quality(
         out.mkdir(parents=True, exist_ok=True)
         (out / "quality.json").write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
         if labels.nunique() == 2:
-            _quality_html(reference, labelled, target, score, threshold, out / "quality.html")
+            _quality_html(
+                sample(reference, sample_rows, seed),
+                sample(labelled, sample_rows, seed),
+                target,
+                score,
+                threshold,
+                out / "quality.html",
+            )
     return summary
 
 

@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install run serve test test-fast lint format bench clean
+.PHONY: help install run serve up down status test test-fast lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,15 @@ run: install ## The whole lifecycle in-process (Prefect flow over DVC stages, ML
 
 serve: install ## Serve the champion on 127.0.0.1:8000 (configs/serving.yaml; after make run)
 	$(RUN) python -m serving
+
+up: install ## Local stack on 127.0.0.1: MLflow + Prefect servers, worker, scoring service
+	$(RUN) python -m pipelines.stack up
+
+down: ## Stop exactly what `make up` started (pid files in .run/)
+	$(RUN) python -m pipelines.stack down
+
+status: ## Which services of the local stack run, with their pids and URLs
+	$(RUN) python -m pipelines.stack status
 
 test: install ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)

@@ -26,6 +26,10 @@ PREFECT_FILE = Path("prefect.yaml")
 class DeployError(FraudOpsError):
     """The Prefect CLI could not create the work pool or the deployments."""
 
+    def __init__(self, message: str, log: Path) -> None:
+        super().__init__(message)
+        self.log = log
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -72,7 +76,8 @@ def _prefect(args: list[str], root: Path, env: dict[str, str], log: Path) -> Non
             check=False,
         )
     if done.returncode != 0:
-        raise DeployError(f"`prefect {' '.join(args)}` failed (code {done.returncode}); log: {log}")
+        command = f"prefect {' '.join(args)}"
+        raise DeployError(f"`{command}` failed (code {done.returncode}); its log: {log}", log)
 
 
 def _log(run_dir: Path) -> Path:

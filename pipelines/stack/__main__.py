@@ -98,6 +98,8 @@ def up(s: StackSettings) -> int:
         starter.run()
     except (processes.StartError, deployments.DeployError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        for line in processes.tail(s.root / exc.log):
+            print(f"  | {line}", file=sys.stderr)
         processes.stop(list(starter.started.values()), s.stop_timeout_s)
         for name in starter.started:
             processes.pid_file(s.run_dir, name).unlink(missing_ok=True)

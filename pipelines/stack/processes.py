@@ -19,6 +19,10 @@ import psutil
 class StartError(Exception):
     """A service did not become healthy; the message names it and its log."""
 
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(message)
+        self.log = log
+
 
 def pid_file(run_dir: Path, name: str) -> Path:
     """Where the pid of service `name` is recorded."""
@@ -91,13 +95,14 @@ def wait_healthy(
     began = time.monotonic()
     while True:
         if not _alive(proc):
-            code = _exit_code(proc)
-            raise StartError(f"{name} exited (code {code}) before it was ready; its log: {log}")
+            why = f"exited (code {_exit_code(proc)}) before it was ready"
+            raise StartError(f"{name} {why}; its log: {log}", log)
         if healthy():
             return time.monotonic() - began
         if time.monotonic() - began > timeout_s:
             raise StartError(
-                f"{name} was not ready in time (FRAUDOPS_STACK_START_TIMEOUT_S); its log: {log}"
+                f"{name} was not ready in time (FRAUDOPS_STACK_START_TIMEOUT_S); its log: {log}",
+                log,
             )
         time.sleep(0.5)
 
@@ -107,6 +112,14 @@ def _exit_code(proc: psutil.Process) -> str:
         return str(proc.wait(timeout=0))
     except (psutil.Error, ChildProcessError):
         return "unknown"
+
+
+def tail(path: Path, lines: int = 5) -> list[str]:
+    """The last `lines` lines of a log (nothing if it is missing)."""
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
 
 
 def _tree(proc: psutil.Process) -> list[psutil.Process]:

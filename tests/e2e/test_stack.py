@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.e2e.conftest import TINY_RUN, Stack, wait_for
+from tests.e2e.postgres import throwaway_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -136,3 +137,35 @@ def _mlflow_down_fails_cleanly_then_recovers(stack: Stack) -> None:
 
 def _pid(stack: Stack, name: str) -> int:
     return int(json.loads((stack.root / ".run" / f"{name}.pid").read_text())["pid"])
+
+
+def test_the_same_path_on_postgresql(make_stack: Any) -> None:
+    """MLflow's backend store and the Prefect database on PostgreSQL, set only through the
+    environment; the artifacts stay with the MLflow server."""
+    with throwaway_cluster() as pg:
+        pg.create_database("mlflow")
+        pg.create_database("prefect")
+        stack: Stack = make_stack(
+            {
+                "FRAUDOPS_MLFLOW_BACKEND_STORE_URI": pg.url("mlflow"),
+                "PREFECT_API_DATABASE_CONNECTION_URL": pg.url("prefect", "postgresql+asyncpg"),
+            }
+        )
+        up = stack.make("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        stack.record_processes()
+        run = stack.prefect(
+            "deployment", "run", "fraud-lifecycle/local", "--watch", "--params", TINY_RUN
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert [r["state"]["type"] for r in flow_runs(stack, "fraud-lifecycle")] == ["COMPLETED"]
+        version = check_mlflow(stack)
+        check_serving(stack, version)
+        assert pg.count("mlflow", "model_versions") == 1
+        assert pg.count("prefect", "deployment") == 2
+        assert pg.count("prefect", "flow_run") >= 3  # the lifecycle and its two subflows
+        assert not (stack.root / ".run/mlflow/mlflow.db").exists()
+        assert not (stack.root / ".run/prefect/prefect.db").exists()
+        down = stack.make("down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert stack.left_behind() == []

@@ -47,16 +47,17 @@ def plan(root: Path, prefect_file: Path = PREFECT_FILE) -> Plan:
         config = yaml.safe_load((root / prefect_file).read_text()) or {}
         deployments = list(config["deployments"])
         pools = {d["work_pool"]["name"] for d in deployments}
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        files = [d["entrypoint"].partition(":")[0] for d in deployments]
+        labels = [f"{d['entrypoint']} ({d['name']})" for d in deployments]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{prefect_file}: not a readable list of deployments ({exc})") from None
     if len(pools) != 1:
         raise ConfigError(f"{prefect_file}: the stack runs one work pool; found {sorted(pools)}")
     chosen: list[dict[str, Any]] = []
     names: list[str] = []
     skipped: list[str] = []
-    for d in deployments:
-        exists = (root / d["entrypoint"].partition(":")[0]).is_file()
-        label = f"{d['entrypoint']} ({d['name']})"
+    for d, file, label in zip(deployments, files, labels, strict=True):
+        exists = (root / file).is_file()
         (names if exists else skipped).append(label)
         if exists:
             chosen.append(d)

@@ -7,8 +7,6 @@ import argparse
 import sys
 import time
 
-import psutil
-
 from pipelines.errors import FraudOpsError
 from pipelines.flows import deployments
 from pipelines.stack import processes
@@ -28,7 +26,7 @@ class _Starter:
     def __init__(self, s: StackSettings, todo: list[Service], plan: deployments.Plan) -> None:
         self.s, self.plan = s, plan
         self.todo = {svc.name: svc for svc in todo}
-        self.started: dict[str, psutil.Process] = {}
+        self.started: dict[str, processes.Started] = {}
         self.launched: dict[str, float] = {}
 
     def launch(self, name: str) -> None:
@@ -36,15 +34,15 @@ class _Starter:
             svc = self.todo[name]
             _say(f"starting {svc.title} (log: {self.log(name)})")
             self.launched[name] = time.monotonic()
-            self.started[name] = processes.start(
-                self.s.run_dir, name, svc.argv, svc.env, self.s.root
-            )
+            proc = processes.start(self.s.run_dir, name, svc.argv, svc.env, self.s.root)
+            self.started[name] = processes.Started(svc.title, proc, self.log(name))
 
     def wait(self, name: str) -> None:
         if name in self.started:
             svc = self.todo[name]
             left = self.s.start_timeout_s - (time.monotonic() - self.launched[name])
-            processes.wait_healthy(svc.title, self.started[name], svc.healthy, left, self.log(name))
+            others = self.started.values()
+            processes.wait_healthy(self.started[name], svc.healthy, left, others)
             _say(f"  {svc.title} ready {time.monotonic() - self.launched[name]:.0f} s after start")
 
     def log(self, name: str) -> str:
@@ -100,7 +98,7 @@ def up(s: StackSettings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         for line in processes.tail(s.root / exc.log):
             print(f"  | {line}", file=sys.stderr)
-        processes.stop(list(starter.started.values()), s.stop_timeout_s)
+        processes.stop([one.proc for one in starter.started.values()], s.stop_timeout_s)
         for name in starter.started:
             processes.pid_file(s.run_dir, name).unlink(missing_ok=True)
         names = ", ".join(starter.started) or "nothing"

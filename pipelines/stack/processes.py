@@ -10,7 +10,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -87,23 +88,34 @@ def running(run_dir: Path, name: str) -> psutil.Process | None:
     return proc if same and _alive(proc) else None
 
 
+@dataclass(frozen=True)
+class Started:
+    """A process this command started: its title, process and log (for messages)."""
+
+    title: str
+    proc: psutil.Process
+    log: str
+
+
+def check_alive(started: Iterable[Started]) -> None:
+    """`StartError` naming the first started process that has exited."""
+    for one in started:
+        if not _alive(one.proc):
+            why = f"exited (code {_exit_code(one.proc)}) before it was ready"
+            raise StartError(f"{one.title} {why}; its log: {one.log}", one.log)
+
+
 def wait_healthy(
-    name: str, proc: psutil.Process, healthy: Callable[[], bool], timeout_s: float, log: str
-) -> float:
-    """Poll `healthy` until it holds; return the seconds it took. `StartError` if the
-    process exits or the timeout passes first."""
+    one: Started, healthy: Callable[[], bool], timeout_s: float, started: Iterable[Started]
+) -> None:
+    """Poll `healthy` until it holds. `StartError` if `one` or any other process in
+    `started` exits first, or the timeout passes."""
     began = time.monotonic()
-    while True:
-        if not _alive(proc):
-            why = f"exited (code {_exit_code(proc)}) before it was ready"
-            raise StartError(f"{name} {why}; its log: {log}", log)
-        if healthy():
-            return time.monotonic() - began
+    while not healthy():
+        check_alive([one, *started])
         if time.monotonic() - began > timeout_s:
-            raise StartError(
-                f"{name} was not ready in time (FRAUDOPS_STACK_START_TIMEOUT_S); its log: {log}",
-                log,
-            )
+            why = "was not ready in time (FRAUDOPS_STACK_START_TIMEOUT_S)"
+            raise StartError(f"{one.title} {why}; its log: {one.log}", one.log)
         time.sleep(0.5)
 
 

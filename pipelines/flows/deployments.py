@@ -88,8 +88,10 @@ def _log(run_dir: Path) -> Path:
 
 
 def create_pool(the_plan: Plan, root: Path, env: dict[str, str], run_dir: Path) -> None:
-    """Create the process work pool (or reset it to the default process job template)."""
-    pool = ["work-pool", "create", the_plan.pool, "--type", "process", "--overwrite"]
+    """Create the process work pool unless the server has it (kept as you configured it)."""
+    if _get(f"{env['PREFECT_API_URL']}/work_pools/{the_plan.pool}") is not None:
+        return
+    pool = ["work-pool", "create", the_plan.pool, "--type", "process"]
     _prefect(pool, root, env, _log(run_dir))
 
 
@@ -100,17 +102,19 @@ def deploy(the_plan: Plan, root: Path, env: dict[str, str], run_dir: Path) -> No
     _prefect(["deploy", "--all", "--prefect-file", str(selected)], root, env, _log(run_dir))
 
 
-def worker_online(api_url: str, pool: str, worker: str) -> bool:
-    """True when worker `worker` polls `pool` (the server reports it ONLINE)."""
-    request = urllib.request.Request(
-        f"{api_url}/work_pools/{pool}/workers/filter",
-        data=b"{}",
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
+def _get(url: str, body: bytes | None = None) -> Any:
+    """The JSON answer of a GET (or a POST of `body`), or None when there is none."""
+    method = "GET" if body is None else "POST"
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
-            workers = json.loads(response.read())
+            return json.loads(response.read())
     except (OSError, urllib.error.URLError, ValueError):
-        return False
+        return None
+
+
+def worker_online(api_url: str, pool: str, worker: str) -> bool:
+    """True when worker `worker` polls `pool` (the server reports it ONLINE)."""
+    workers = _get(f"{api_url}/work_pools/{pool}/workers/filter", b"{}") or []
     return any(w.get("name") == worker and w.get("status") == "ONLINE" for w in workers)

@@ -134,11 +134,11 @@ def status(s: StackSettings) -> int:
     for svc in stack:
         proc = processes.running(s.run_dir, svc.name)
         if proc is None:
-            _say(f"  {svc.title:<32} stopped")
+            _say(f"  {svc.title:<40} stopped")
             continue
         up_count += 1
         health = "ready" if svc.healthy() else "NOT READY"
-        _say(f"  {svc.title:<32} pid {proc.pid:<8} {health:<10} {svc.url}".rstrip())
+        _say(f"  {svc.title:<40} pid {proc.pid:<8} {health:<10} {svc.url}".rstrip())
     if up_count < len(stack):
         _say(f"{up_count} of {len(stack)} running: make up starts the others")
     return 0

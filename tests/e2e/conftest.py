@@ -71,6 +71,17 @@ class Stack:
             proc = psutil.Process(record["pid"])
             self.seen += [proc, *proc.children(recursive=True)]
 
+    def listening_on(self) -> set[str]:
+        """The addresses the stack's processes listen on."""
+        found: set[str] = set()
+        for proc in self.seen:
+            try:
+                sockets = proc.net_connections(kind="inet")
+            except psutil.Error:
+                continue
+            found |= {c.laddr.ip for c in sockets if c.status == psutil.CONN_LISTEN}
+        return found
+
     def left_behind(self) -> list[str]:
         """Processes seen earlier that still run."""
         alive = []

@@ -89,6 +89,7 @@ def test_make_up_deployment_run_mlflow_serving_make_down(make_stack: Any) -> Non
     assert "the stack is up" in up.stdout
     assert f"export PREFECT_API_URL={stack.prefect_api}" in up.stdout
     stack.record_processes()
+    assert stack.listening_on() == {"127.0.0.1"}
     again = stack.make("up")
     assert again.returncode == 0
     assert "the stack is already up" in again.stdout
@@ -155,6 +156,7 @@ def test_the_same_path_on_postgresql(make_stack: Any) -> None:
         up = stack.make("up")
         assert up.returncode == 0, up.stdout + up.stderr
         stack.record_processes()
+        assert stack.listening_on() == {"127.0.0.1"}
         run = stack.prefect(
             "deployment", "run", "fraud-lifecycle/local", "--watch", "--params", TINY_RUN
         )

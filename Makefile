@@ -17,7 +17,7 @@ export UV_COMPILE_BYTECODE := 1
 DRIFT ?= new_fraud_pattern
 DAYS ?=
 
-.PHONY: help install run serve simulate monitor test test-fast lint format bench clean
+.PHONY: help install run serve simulate monitor up down status test test-fast lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,15 @@ simulate: install ## The closed loop on simulated production days (DRIFT=new_fra
 
 monitor: install ## Monitor the last window of captured predictions (configs/monitoring.yaml)
 	$(RUN) python -m monitoring run
+
+up: install ## Local stack on 127.0.0.1: MLflow + Prefect servers, worker, scoring service
+	$(RUN) python -m pipelines.stack up
+
+down: ## Stop exactly what `make up` started (pid files in .run/)
+	$(RUN) python -m pipelines.stack down
+
+status: ## Which services of the local stack run, with their pids and URLs
+	$(RUN) python -m pipelines.stack status
 
 test: install ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)

@@ -54,8 +54,8 @@ status: ## Which services of the local stack run, with their pids and URLs
 test: install ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-fast: install ## Unit and data tests only (no e2e, slow, or container tests)
-	$(RUN) pytest -m "not e2e and not slow and not container" $(PYTEST_ARGS)
+test-fast: install ## Unit, data and model tests only (no integration, e2e, slow or container tests)
+	$(RUN) pytest -m "not integration and not e2e and not slow and not container" $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy strict
 	$(RUN) ruff check .

@@ -69,7 +69,8 @@ def features_sql(cfg: Features, source: str) -> str:
         customer.append(
             f"avg({exact}) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window"
         )
-    spans = sorted({d, *(d + w for w in cfg.terminal_windows_days)})
+    tw = cfg.terminal_windows_days
+    spans = sorted({d, *(d + w for w in tw)}) if tw else []
     packed = [
         f"sum(1 + tx_fraud::BIGINT * {FRAUD_UNIT}) OVER (t {_frame(s)}) AS _t{s}" for s in spans
     ]
@@ -89,18 +90,20 @@ def features_sql(cfg: Features, source: str) -> str:
             f"AS terminal_id_risk_{w}day_window"
         )
     raw = ", ".join(schema.RAW_COLUMNS)
+    # Either window group may be configured empty (turned off): no dangling commas then.
+    windowed = "".join(f",\n    {c}" for c in [*customer, *packed])
+    exclude = f" EXCLUDE ({', '.join(f'_t{s}' for s in spans)})" if spans else ""
+    derived = "".join(f", {c}" for c in [*ratios, *terminal])
     return f"""
 WITH tx AS (SELECT {raw}, epoch_us(tx_datetime) AS ts FROM {source}),
 windows AS (
   SELECT {raw},
     CAST(isodow(tx_datetime) >= 6 AS INTEGER) AS tx_during_weekend,
-    CAST(hour(tx_datetime) <= {cfg.night_max_hour} AS INTEGER) AS tx_during_night,
-    {", ".join(customer)},
-    {", ".join(packed)}
+    CAST(hour(tx_datetime) <= {cfg.night_max_hour} AS INTEGER) AS tx_during_night{windowed}
   FROM tx
   WINDOW c AS (PARTITION BY customer_id ORDER BY ts), t AS (PARTITION BY terminal_id ORDER BY ts)
 )
-SELECT * EXCLUDE ({", ".join(f"_t{s}" for s in spans)}), {", ".join(ratios)}, {", ".join(terminal)}
+SELECT *{exclude}{derived}
 FROM windows
 ORDER BY transaction_id
 """

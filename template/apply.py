@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +46,10 @@ PLACES: tuple[Place, ...] = (
         r'name = "{slug}"(?=\nversion = "[^"\n]*"\nsource = \{{ editable = "\." \}})',
         'name = "{slug}"',
     ),
-    Place("README.md", r"(?m)^# {name}$", "# {name}"),
-    Place("README.md", r"`{registered_model_name}`", "`{registered_model_name}`"),
+    Place("README.md", r"(?m)^# {name}$", "# {name}"),  # the title; below, every other mention
     *(
-        Place(env, rf"(?<![\w.-]){{{field}}}(?![\w-])", f"{{{field}}}")
-        for env in (".env.example", "*/.env.example")
+        Place(path, rf"(?<![\w.-]){{{field}}}(?![\w-])", f"{{{field}}}")
+        for path in ("README.md", ".env.example", "*/.env.example")
         for field in ("registered_model_name", "monitoring_experiment_name", "slug")
     ),
 )
@@ -80,6 +80,16 @@ def yaml_scalar(value: str) -> str:
     )
 
 
+def literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A replacement that inserts `text` as it is (no backslash or group processing)."""
+    return lambda _match: text
+
+
+def keep_comment(value: str) -> Callable[[re.Match[str]], str]:
+    """A replacement of `(key: )(value)( # comment)` that sets the value, keeps the comment."""
+    return lambda m: m.group(1) + value + (m.group(3) or "")
+
+
 def read_identity(root: Path) -> dict[str, str]:
     """The current identity: the fields of `configs/project.yaml`."""
     text = (root / PROJECT).read_text()
@@ -99,7 +109,7 @@ def write_identity(root: Path, new: dict[str, str]) -> None:
     text = (root / PROJECT).read_text()
     for field in FIELDS:
         line = f"{field}: {yaml_scalar(new[field])}"
-        text = re.sub(rf"(?m)^{field}: .*$", lambda _m, line=line: line, text)
+        text = re.sub(rf"(?m)^{field}: .*$", literal(line), text)
     (root / PROJECT).write_text(text)
     escaped = {k: re.escape(v) for k, v in old.items()}
     for place in PLACES:
@@ -107,7 +117,7 @@ def write_identity(root: Path, new: dict[str, str]) -> None:
         replacement = place.replacement.format(**new)
         for path in sorted(root.glob(place.glob)):
             before = path.read_text()
-            after = re.sub(pattern, lambda _m, r=replacement: r, before)
+            after = re.sub(pattern, literal(replacement), before)
             if after != before:
                 path.write_text(after)
 
@@ -124,7 +134,7 @@ def set_source(root: Path, kind: str, path: str | None, column_map: dict[str, st
     for key, value in values.items():
         section, n = re.subn(
             rf"(?m)^(  {key}: )(.*?)([ \t]+#.*)?$",
-            lambda m, v=value: m.group(1) + v + (m.group(3) or ""),
+            keep_comment(value),
             section,
         )
         if n != 1:

@@ -12,9 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.config import PipelineConfig, apply_overrides, load_pipeline_config
+from pipelines.config import (
+    PipelineConfig,
+    apply_overrides,
+    load_pipeline_config,
+    load_project_config,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The project's registered model: tests follow configs/project.yaml, so a renamed project
+# (`make init`, Copier) passes its own tests.
+MODEL_NAME = load_project_config(REPO_ROOT / "configs/project.yaml").registered_model_name
 
 # Small enough for seconds, large enough that every fraud scenario occurs.
 TINY: dict[str, Any] = {

@@ -1,0 +1,136 @@
+"""The template layer: a Copier render of the current commit is a new, working project;
+`copier update` replays cleanly; `make init` on a clone gives the same files as Copier."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from template import apply
+from tests.conftest import REPO_ROOT, TINY, TINY_FLOORS, run
+from tests.template.conftest import (
+    ANSWERS,
+    NEW,
+    TEMPLATE_ONLY,
+    commit_all,
+    committed_files,
+    copier,
+    flow_env,
+    head,
+    render,
+    set_config,
+    tree,
+    uv,
+)
+
+pytestmark = pytest.mark.slow
+
+DEFAULT = apply.read_identity(REPO_ROOT)
+
+
+def _token(value: str) -> re.Pattern[str]:
+    """`value` as a whole identity token (not a prefix such as FRAUDOPS_ or fraudops_)."""
+    return re.compile(rf"(?<![\w.-]){re.escape(value)}(?![\w-])")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The current commit rendered as "Acme Risk"."""
+    return render(tmp_path_factory.mktemp("render") / "acme-risk", NEW)
+
+
+def test_render_has_the_committed_tree_and_the_answers_file(generated: Path) -> None:
+    expected = (committed_files() - TEMPLATE_ONLY) | {ANSWERS}
+    assert set(tree(generated)) == expected
+    answers = (generated / ANSWERS).read_text()
+    assert "project_name: Acme Risk" in answers
+    assert "_commit:" in answers
+
+
+def test_no_default_identity_is_left(generated: Path) -> None:
+    new = apply.read_identity(generated)
+    assert new == {
+        "name": "Acme Risk",
+        "slug": "acme-risk",
+        "experiment_name": "acme-risk",
+        "monitoring_experiment_name": "acme-risk-monitoring",
+        "registered_model_name": "acme-risk-detector",
+    }
+    places = {apply.PROJECT} | {
+        p.relative_to(generated) for place in apply.PLACES for p in generated.glob(place.glob)
+    }
+    assert {Path("README.md"), Path("pyproject.toml"), Path("uv.lock")} <= places
+    for place in places:
+        text = (generated / place).read_text()
+        for field, value in DEFAULT.items():
+            assert not _token(value).search(text), f"{place}: default {field} {value!r} left"
+    # Names no code may hard-code: nowhere in the whole project.
+    for name, data in tree(generated).items():
+        text = data.decode("utf-8", errors="replace")
+        for field in ("registered_model_name", "monitoring_experiment_name"):
+            assert not _token(DEFAULT[field]).search(text), f"{name}: {DEFAULT[field]!r}"
+
+
+def test_generated_project_passes_lint_unit_tests_and_make_run(
+    generated: Path, tmp_path: Path
+) -> None:
+    commit_all(generated)
+    set_config(generated, {**TINY, **TINY_FLOORS})
+    make = ["make", f"UV={uv()}"]
+    run(generated, *make, "lint")
+    out = run(generated, *make, "test-fast", "PYTEST_ARGS=tests/unit tests/data -q -x")
+    assert " passed" in out
+    out = run(generated, *make, "run", env=flow_env(tmp_path))
+    assert "champion: version 1 (promoted now)" in out, out
+    with sqlite3.connect(generated / ".mlflow/mlflow.db") as db:
+        names = {row[0] for row in db.execute("SELECT name FROM registered_models")}
+        experiments = {row[0] for row in db.execute("SELECT name FROM experiments")}
+    assert names == {"acme-risk-detector"}
+    assert "acme-risk" in experiments
+
+
+def test_copier_update_without_template_changes_changes_nothing(tmp_path: Path) -> None:
+    project = render(tmp_path / "acme-risk", NEW)
+    commit_all(project)
+    copier(project, "update", "--quiet", "--trust", "--defaults", "--vcs-ref", head())
+    assert run(project, "git", "status", "--porcelain") == ""
+
+
+def test_make_init_on_a_clone_equals_a_copier_render(tmp_path: Path) -> None:
+    answers = {
+        **NEW,
+        "data_source": "file",
+        "source_path": "data/external/payments.csv",
+        "column_map": {"card": "customer_id", "when": "tx_datetime"},
+        "include_containers": False,
+    }
+    rendered = tree(render(tmp_path / "copier", answers))
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(REPO_ROOT), str(clone))
+    run(clone, "git", "checkout", "-q", head())
+    run(
+        clone,
+        "make",
+        "init",
+        "NAME=Acme Risk",
+        "SLUG=acme-risk",
+        "SOURCE=file",
+        "SOURCE_PATH=data/external/payments.csv",
+        'COLUMN_MAP={"card": "customer_id", "when": "tx_datetime"}',
+        "CONTAINERS=no",
+    )
+    cloned = tree(clone)
+    assert set(rendered) - {ANSWERS} == set(cloned) - TEMPLATE_ONLY
+    differ = [name for name in set(rendered) - {ANSWERS} if rendered[name] != cloned[name]]
+    assert differ == []
+    assert not any(name.startswith("docker/") for name in cloned)
+    assert "tests/unit/test_docker.py" not in cloned
+    source = cloned["configs/pipeline.yaml"].decode()
+    assert "  kind: file" in source
+    assert '  column_map: {"card": "customer_id", "when": "tx_datetime"}' in source
+    # Idempotent: a second run changes nothing.
+    run(clone, "make", "init", "NAME=Acme Risk", "SLUG=acme-risk", "CONTAINERS=no")
+    assert tree(clone) == cloned

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -38,10 +39,7 @@ def copier(cwd: Path, *args: str) -> str:
 
 def render(dst: Path, answers: dict[str, Any]) -> Path:
     """`copier copy` of the commit under test into `dst` with `answers` (defaults for the rest)."""
-    data = [
-        f"--data={k}={v if isinstance(v, str) else yaml.safe_dump(v).strip()}"
-        for k, v in answers.items()
-    ]
+    data = [f"--data={k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in answers.items()]
     copier(
         REPO_ROOT,
         "copy",

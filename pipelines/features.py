@@ -47,6 +47,14 @@ def terminal_columns(cfg: Features) -> list[str]:
     ]
 
 
+def history_column(cfg: Features) -> str | None:
+    """The count of the longest customer window: how much history a customer has."""
+    w = max(cfg.customer_windows_days, default=None)
+    return None if w is None else f"customer_id_nb_tx_{w}day_window"
+
+
+# TEMPLATE: a new feature goes into `feature_columns`, `features_sql` and, for serving, into
+# serving/features.py's `feature_row`; the parity test checks that both paths agree.
 def feature_columns(cfg: Features) -> list[str]:
     """The model's input columns, in order: one definition for training and serving."""
     base = [schema.TX_AMOUNT, "tx_during_weekend", "tx_during_night"]

@@ -46,10 +46,15 @@ PLACES: tuple[Place, ...] = (
         r'name = "{slug}"(?=\nversion = "[^"\n]*"\nsource = \{{ editable = "\." \}})',
         'name = "{slug}"',
     ),
-    Place("README.md", r"(?m)^# {name}$", "# {name}"),  # the title; below, every other mention
+    # The README's title; its prose names the template (fraudops) and stays as it is.
+    Place("README.md", r"(?m)^# {name}$", "# {name}"),
+    *(
+        Place("README.md", rf"(?<![\w.-]){{{field}}}(?![\w-])", f"{{{field}}}")
+        for field in ("registered_model_name", "monitoring_experiment_name")
+    ),
     *(
         Place(path, rf"(?<![\w.-]){{{field}}}(?![\w-])", f"{{{field}}}")
-        for path in ("README.md", ".env.example", "*/.env.example")
+        for path in (".env.example", "*/.env.example")
         for field in ("registered_model_name", "monitoring_experiment_name", "slug")
     ),
 )
@@ -200,26 +205,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def source_from(args: argparse.Namespace) -> tuple[str, str | None, dict[str, str]] | None:
+    """The data source answers (kind, path, column map), or None to leave `source:` alone."""
+    if args.source is None:
+        return None
+    try:
+        column_map = json.loads(args.column_map or "{}")
+    except json.JSONDecodeError as exc:
+        raise InitError(f"COLUMN_MAP: not valid JSON ({exc})") from None
+    if not isinstance(column_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in column_map.items()
+    ):
+        raise InitError("COLUMN_MAP: expected a JSON object of column name -> contract name")
+    if args.source == "simulator":
+        return "simulator", None, {}
+    if not args.source_path:
+        raise InitError("SOURCE_PATH: required when the data source is 'file'")
+    return "file", args.source_path, column_map
+
+
 def apply(args: argparse.Namespace) -> list[str]:
-    """Apply every answer to the project at `args.root`; return a line per change made."""
+    """Apply every answer to the project at `args.root`; return a line per change made.
+    Every answer is checked before any file is written."""
     new = identity_from(args)
+    source = source_from(args)
     root = args.root
-    done = [f"identity: {json.dumps(new)}"]
     write_identity(root, new)
-    if args.source is not None:
-        try:
-            column_map = json.loads(args.column_map or "{}")
-        except json.JSONDecodeError as exc:
-            raise InitError(f"COLUMN_MAP: not valid JSON ({exc})") from None
-        if not isinstance(column_map, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in column_map.items()
-        ):
-            raise InitError("COLUMN_MAP: expected a JSON object of column name -> contract name")
-        if args.source == "file" and not args.source_path:
-            raise InitError("SOURCE_PATH: required when the data source is 'file'")
-        path = args.source_path if args.source == "file" else None
-        set_source(root, args.source, path, column_map if args.source == "file" else {})
-        done.append(f"source: {args.source} {path or ''}".rstrip())
+    done = [f"identity: {json.dumps(new)}"]
+    if source is not None:
+        set_source(root, *source)
+        done.append(f"source: {source[0]} {source[1] or ''}".rstrip())
     if args.containers == "no":
         done += [f"removed {p}" for p in remove_containers(root)]
     return done

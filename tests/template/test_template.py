@@ -59,14 +59,20 @@ def test_no_default_identity_is_left(generated: Path) -> None:
         "monitoring_experiment_name": "acme-risk-monitoring",
         "registered_model_name": "acme-risk-detector",
     }
-    places = {apply.PROJECT} | {
-        p.relative_to(generated) for place in apply.PLACES for p in generated.glob(place.glob)
-    }
-    assert {Path("README.md"), Path("pyproject.toml"), Path("uv.lock")} <= places
-    for place in places:
-        text = (generated / place).read_text()
-        for field, value in DEFAULT.items():
-            assert not _token(value).search(text), f"{place}: default {field} {value!r} left"
+    project = (generated / apply.PROJECT).read_text()
+    for field, value in DEFAULT.items():
+        assert not _token(value).search(project), f"{apply.PROJECT}: default {field} left"
+    # Every other identity place: its pattern, filled with the defaults, matches nowhere.
+    escaped = {k: re.escape(v) for k, v in DEFAULT.items()}
+    seen = set()
+    for place in apply.PLACES:
+        for path in generated.glob(place.glob):
+            seen.add(path.relative_to(generated).as_posix())
+            left = re.search(place.pattern.format(**escaped), path.read_text())
+            assert left is None, f"{path.name}: {left.group(0) if left else ''!r} left"
+    assert {"README.md", "pyproject.toml", "uv.lock"} <= seen
+    assert (generated / "README.md").read_text().startswith("# Acme Risk\n")
+    assert 'name = "acme-risk"' in (generated / "pyproject.toml").read_text()
     # Names no code may hard-code: nowhere in the whole project.
     for name, data in tree(generated).items():
         text = data.decode("utf-8", errors="replace")

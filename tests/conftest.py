@@ -94,6 +94,25 @@ def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
     return root
 
 
+def set_config(root: Path, overrides: dict[str, Any]) -> None:
+    """Set dotted keys in `root`'s configs/pipeline.yaml as a user would: comments kept."""
+    from pipelines.versioning import apply_params
+
+    path = root / "configs/pipeline.yaml"
+    apply_overrides(yaml.safe_load(path.read_text()), overrides)  # unknown keys fail here
+    apply_params(path, overrides)
+
+
+def flow_env(tmp: Path) -> dict[str, str]:
+    """Environment of a lifecycle run: local stores, its own Prefect home, time to start."""
+    return {
+        "MLFLOW_TRACKING_URI": "",
+        "PREFECT_HOME": str(tmp / "prefect-home"),
+        # The ephemeral Prefect API takes longer than its default 20 s on a busy CI machine.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    }
+
+
 # Tiny data has few cards a day, so card precision@100 is small by construction.
 TINY_FLOORS: dict[str, Any] = {
     "gate.min_card_precision_at_k": 0.0,

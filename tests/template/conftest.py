@@ -11,11 +11,16 @@ from typing import Any
 
 import yaml
 
-from pipelines.config import apply_overrides
 from tests.conftest import REPO_ROOT, run
 
-# The answers every template test gives: a new identity.
-NEW = {"project_name": "Acme Risk", "slug": "acme-risk"}
+# The answers every template test gives: an identity other than the current one (a project
+# made with `make init NAME="Acme Risk"` is still a template, and its tests rename it again).
+_CURRENT = yaml.safe_load((REPO_ROOT / "configs/project.yaml").read_text())["slug"]
+NEW = (
+    {"project_name": "Acme Risk", "slug": "acme-risk"}
+    if _CURRENT != "acme-risk"
+    else {"project_name": "Beta Bank", "slug": "beta-bank"}
+)
 # Files only the template's root has (Copier's config and answers-file template) ...
 TEMPLATE_ONLY = {"copier.yml", "{{ _copier_conf.answers_file }}.jinja"}
 # ... and the one only a Copier render has.
@@ -70,23 +75,6 @@ def commit_all(root: Path) -> None:
         run(root, "git", "init", "-q")
     run(root, "git", "add", "-A")
     run(root, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "c")
-
-
-def set_config(root: Path, overrides: dict[str, Any]) -> None:
-    """Set dotted keys in `root`'s configs/pipeline.yaml (what a user edits)."""
-    path = root / "configs/pipeline.yaml"
-    data = apply_overrides(yaml.safe_load(path.read_text()), overrides)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def flow_env(tmp: Path) -> dict[str, str]:
-    """Environment of a lifecycle run: local stores, its own Prefect home, time to start."""
-    return {
-        "MLFLOW_TRACKING_URI": "",
-        "PREFECT_HOME": str(tmp / "prefect-home"),
-        # The ephemeral Prefect API takes longer than its default 20 s on a busy CI machine.
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    }
 
 
 def uv() -> str:

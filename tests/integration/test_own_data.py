@@ -14,10 +14,9 @@ import pytest
 from pipelines import schema
 from pipelines.generate import simulate_history
 from pipelines.source import stable_id
-from tests.conftest import TINY, TINY_FLOORS, copy_project, run, tiny_config
-from tests.template.conftest import flow_env, set_config
+from tests.conftest import TINY, TINY_FLOORS, copy_project, flow_env, run, set_config, tiny_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 THEIR_FORMAT = "%d/%m/%Y %H:%M:%S"
 

@@ -25,6 +25,13 @@ NEW = (
 TEMPLATE_ONLY = {"copier.yml", "{{ _copier_conf.answers_file }}.jinja"}
 # ... and the one only a Copier render has.
 ANSWERS = ".copier-answers.yml"
+# `copier update` commits in scratch repositories: a CI machine may have no git identity.
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "template-tests",
+    "GIT_AUTHOR_EMAIL": "template-tests@example.com",
+    "GIT_COMMITTER_NAME": "template-tests",
+    "GIT_COMMITTER_EMAIL": "template-tests@example.com",
+}
 
 
 def head() -> str:
@@ -39,7 +46,7 @@ def committed_files() -> set[str]:
 
 def copier(cwd: Path, *args: str) -> str:
     """Run the Copier CLI of this environment (its tasks run with this interpreter too)."""
-    return run(cwd, sys.executable, "-m", "copier", *args)
+    return run(cwd, sys.executable, "-m", "copier", *args, env=GIT_IDENTITY)
 
 
 def render(dst: Path, answers: dict[str, Any]) -> Path:

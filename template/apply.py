@@ -23,7 +23,8 @@ PIPELINE = Path("configs/pipeline.yaml")
 FIELDS = ("name", "slug", "experiment_name", "monitoring_experiment_name", "registered_model_name")
 SLUG = re.compile(r"^[a-z][a-z0-9-]*$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")  # YAML scalars that need no quotes
+PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9 _.-]*$")  # strings YAML reads back as strings ...
+NOT_PLAIN = {"null", "true", "false", "yes", "no", "on", "off", "y", "n"}  # ... but these
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,8 @@ class InitError(Exception):
 
 def yaml_scalar(value: str) -> str:
     """`value` as a YAML scalar: plain when safe, else double-quoted (JSON is valid YAML)."""
-    return (
-        value
-        if PLAIN.fullmatch(value) and value not in {"null", "true", "false"}
-        else (json.dumps(value))
-    )
+    plain = PLAIN.fullmatch(value) and value.lower() not in NOT_PLAIN
+    return value if plain else json.dumps(value)
 
 
 def literal(text: str) -> Callable[[re.Match[str]], str]:
@@ -104,7 +102,8 @@ def read_identity(root: Path) -> dict[str, str]:
         if not match:
             raise InitError(f"{PROJECT}: no line '{field}: ...'")
         raw = match.group(1)
-        found[field] = json.loads(raw) if raw.startswith('"') else raw
+        quoted = raw.startswith('"')
+        found[field] = json.loads(raw) if quoted else re.sub(r"\s+#.*$", "", raw)
     return found
 
 

@@ -61,6 +61,13 @@ def test_apply_sets_every_place_and_is_idempotent(project: Path) -> None:
     assert yaml.safe_load((project / "configs/project.yaml").read_text())["slug"] == "acme-risk"
 
 
+@pytest.mark.parametrize("name", ["2024", "Yes", "null", "a: b", 'say "hi"', "Ünïcode"])
+def test_any_name_reads_back_as_the_same_string(project: Path, name: str) -> None:
+    assert _apply(project, "--name", name, "--slug", "x") == 0
+    assert load_project_config(project / "configs/project.yaml").name == name
+    assert apply.read_identity(project)["name"] == name
+
+
 def test_renaming_again_starts_from_the_current_identity(project: Path) -> None:
     assert _apply(project, "--name", "Acme Risk") == 0
     assert _apply(project, "--name", "Beta Bank", "--registered-model-name", "scorer") == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -14,7 +15,9 @@ import pytest
 from pipelines import schema
 from pipelines.generate import simulate_history
 from pipelines.source import stable_id
+from serving.settings import Settings, load_settings
 from tests.conftest import TINY, TINY_FLOORS, copy_project, flow_env, run, set_config, tiny_config
+from tests.integration.test_parity import assert_last_day_replays_like_offline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,7 +40,9 @@ def their_transactions(tmp_path: Path) -> pd.DataFrame:
     )
 
 
-def test_own_data_runs_the_whole_lifecycle_by_config_alone(tmp_path: Path) -> None:
+def test_own_data_runs_the_whole_lifecycle_by_config_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = copy_project(tmp_path / "project", {**TINY, **TINY_FLOORS})
     theirs = their_transactions(tmp_path)
     (project / "data/external").mkdir(parents=True)
@@ -85,3 +90,17 @@ def test_own_data_runs_the_whole_lifecycle_by_config_alone(tmp_path: Path) -> No
     assert row[schema.TERMINAL_ID] == stable_id(first["pos_terminal"])
     assert row[schema.TX_AMOUNT] == first["amount_cents"] / 100
     assert row[schema.TX_DATETIME] == dt.datetime.strptime(first["booked_at"], THEIR_FORMAT)
+
+    # Serving computes the same configured features online, for the hashed ids too.
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        base = {
+            "online_store.sqlite_path": str(tmp_path / "online.db"),
+            "capture.dir": str(tmp_path / "capture"),
+            "model.poll_interval_s": 0,
+        }
+        return load_settings(environ=environ or {}, overrides={**base, **overrides})
+
+    assert_last_day_replays_like_offline(settings, tmp_path)

@@ -28,6 +28,14 @@ pytestmark = pytest.mark.integration
 def test_replayed_day_matches_offline_features_and_scores(
     serving_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
+    assert_last_day_replays_like_offline(serving_settings, tmp_path)
+
+
+def assert_last_day_replays_like_offline(
+    serving_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Replay the last day of the project in the working directory through /v1/score and
+    compare features (1e-9) and scores with the offline path, whatever `features:` says."""
     cfg = load_pipeline_config()
     offline = pd.read_parquet(cfg.paths.features)
     day = offline[schema.TX_DATETIME].max().normalize()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,13 @@ pytestmark = [
 ]
 
 DEFAULT = apply.read_identity(REPO_ROOT)
+OWN_FILE_NO_CONTAINERS = {
+    **NEW,
+    "data_source": "file",
+    "source_path": "data/external/payments.csv",
+    "column_map": {"card": "customer_id", "when": "tx_datetime"},
+    "include_containers": False,
+}
 
 
 def _token(value: str) -> re.Pattern[str]:
@@ -104,22 +112,18 @@ def test_generated_project_passes_lint_unit_tests_and_make_run(
     assert NEW["slug"] in experiments
 
 
-def test_copier_update_without_template_changes_changes_nothing(tmp_path: Path) -> None:
-    project = render(tmp_path / NEW["slug"], NEW)
+@pytest.mark.parametrize("answers", [NEW, OWN_FILE_NO_CONTAINERS], ids=["simulator", "own-file"])
+def test_copier_update_without_template_changes_changes_nothing(
+    tmp_path: Path, answers: dict[str, Any]
+) -> None:
+    project = render(tmp_path / NEW["slug"], answers)
     commit_all(project)
     copier(project, "update", "--quiet", "--trust", "--defaults", "--vcs-ref", head())
     assert run(project, "git", "status", "--porcelain") == ""
 
 
 def test_make_init_on_a_clone_equals_a_copier_render(tmp_path: Path) -> None:
-    answers = {
-        **NEW,
-        "data_source": "file",
-        "source_path": "data/external/payments.csv",
-        "column_map": {"card": "customer_id", "when": "tx_datetime"},
-        "include_containers": False,
-    }
-    rendered = tree(render(tmp_path / "copier", answers))
+    rendered = tree(render(tmp_path / "copier", OWN_FILE_NO_CONTAINERS))
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(REPO_ROOT), str(clone))
     run(clone, "git", "checkout", "-q", head())

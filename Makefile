@@ -17,7 +17,7 @@ export UV_COMPILE_BYTECODE := 1
 DRIFT ?= new_fraud_pattern
 DAYS ?=
 
-.PHONY: help install run serve simulate monitor up down status test test-fast lint format bench clean
+.PHONY: help install init run serve simulate monitor up down status test test-fast lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +28,17 @@ help: ## List the targets
 
 install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from uv.lock (all extras, dev group)
 	$(UV) sync --frozen --all-extras --compile-bytecode
+
+# TEMPLATE: make a clone your project (what a Copier render does): NAME and SLUG, optionally
+# MODEL, EXPERIMENT, SOURCE=file SOURCE_PATH=... COLUMN_MAP='{"card": "customer_id"}', CONTAINERS=no.
+init: ## Make this clone yours: make init NAME="Acme Risk" SLUG=acme-risk (see README)
+	@test -n "$(NAME)" || { echo 'usage: make init NAME="Acme Risk" SLUG=acme-risk' >&2; exit 2; }
+	@python3 template/apply.py --name "$(NAME)" $(if $(SLUG),--slug "$(SLUG)") \
+	  $(if $(MODEL),--registered-model-name "$(MODEL)") \
+	  $(if $(EXPERIMENT),--experiment-name "$(EXPERIMENT)") \
+	  $(if $(MONITORING_EXPERIMENT),--monitoring-experiment-name "$(MONITORING_EXPERIMENT)") \
+	  $(if $(SOURCE),--source "$(SOURCE)") $(if $(SOURCE_PATH),--source-path "$(SOURCE_PATH)") \
+	  $(if $(COLUMN_MAP),--column-map '$(COLUMN_MAP)') $(if $(CONTAINERS),--containers "$(CONTAINERS)")
 
 run: install ## The whole lifecycle in-process (Prefect flow over DVC stages, MLflow registry)
 	$(RUN) python -m pipelines.flows lifecycle

@@ -24,7 +24,7 @@ from pipelines.config import (
     load_project_config,
 )
 from pipelines.evaluate import evaluate as evaluate_model
-from pipelines.features import build_features, feature_columns
+from pipelines.features import build_features, feature_columns, history_column
 from pipelines.io import read_table, remove_outputs, write_json, write_parquet
 from pipelines.materialize import materialize as materialize_events
 from pipelines.reference import FRAME as REFERENCE_FRAME
@@ -149,7 +149,9 @@ def evaluate(cfg: PipelineConfig) -> Path:
     importances = explain.importances(
         model, result.scored, features, cfg.evaluate, cfg.train.random_state
     )
-    slices = explain.slices(result.scored, cfg.evaluate, result.threshold)
+    slices = explain.slices(
+        result.scored, cfg.evaluate, result.threshold, history_column(cfg.features)
+    )
     out.mkdir(parents=True, exist_ok=True)
     importances.to_csv(out / "importances.csv", index=False)
     slices.to_csv(out / "slices.csv", index=False)

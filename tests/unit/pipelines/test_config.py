@@ -14,13 +14,13 @@ from pipelines.config import (
     load_project_config,
 )
 from pipelines.errors import ConfigError
-from tests.conftest import REPO_ROOT
+from tests.conftest import MODEL_NAME, REPO_ROOT
 
 
 def test_every_config_file_validates() -> None:
     assert load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml").features.label_delay_days == 7
     project = load_project_config(REPO_ROOT / "configs/project.yaml")
-    assert project.registered_model_name == "fraud-detector"
+    assert project.registered_model_name == MODEL_NAME
 
 
 def test_serving_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +29,7 @@ def test_serving_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO_ROOT)
     settings = load_settings(environ={})
     assert settings.model.alias == "champion"
-    assert settings.model_name == "fraud-detector"
+    assert settings.model_name == MODEL_NAME
     with pytest.raises(ConfigError, match=r"server\.port"):
         load_settings(environ={"FRAUDOPS_SERVING_SERVER__PORT": "99999"})
     with pytest.raises(ConfigError, match="FRAUDOPS_REDIS_URL"):

@@ -59,7 +59,7 @@ def run(ctx: Context) -> SectionResult:
         ),
     ]
     body = [
-        f"Measured {now_utc()}. One monitoring window as `fraud-monitoring` runs it, without "
+        f"Measured {now_utc()}. One monitoring window as the monitoring flow runs it, without "
         "the MLflow logging: a reference window (a seeded sample of `sample_rows` rows of "
         "the first rows of the 1x features, parquet, as the `reference` stage writes it) "
         f"against the last {rows:,} transactions as the "

@@ -25,7 +25,7 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from benchmarks.measure import REPO_ROOT
-from pipelines.config import PipelineConfig, load_pipeline_config
+from pipelines.config import PipelineConfig, load_pipeline_config, load_project_config
 
 CONFIG_FILE = "configs/pipeline.yaml"
 PIPELINE_CONFIG = REPO_ROOT / CONFIG_FILE
@@ -167,6 +167,7 @@ def monitoring_windows(args: dict[str, Any]) -> dict[str, Any]:
     from pipelines.io import sql_path
 
     cfg = _config()
+    model = load_project_config(REPO_ROOT / "configs/project.yaml").registered_model_name
     out = Path(args["dir"])
     build_features(Path(args["clean"]), out / "features.parquet", cfg.features, cfg.engine)
     names = feature_columns(cfg.features)
@@ -190,7 +191,7 @@ def monitoring_windows(args: dict[str, Any]) -> dict[str, Any]:
                     strftime(tx_datetime, '%Y-%m-%dT%H:%M:%S') AS tx_datetime, customer_id,
                     terminal_id, tx_amount * 1.5 AS tx_amount, {{{feats}}} AS features,
                     {score.format(names[10])} AS fraud_probability, false AS is_fraud,
-                    'fraud-detector' AS model_name, 1 AS model_version FROM f WHERE i > {cut})
+                    '{model}' AS model_name, 1 AS model_version FROM f WHERE i > {cut})
                     TO '{sql_path(capture / "date=2026-01-01" / "part-1.jsonl")}' (FORMAT JSON)""")
     con.execute(f"""COPY (SELECT '2026-01-02T00:00:00+00:00' AS received_at, transaction_id,
                     tx_fraud FROM f WHERE i > {cut})

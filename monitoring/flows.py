@@ -1,4 +1,4 @@
-"""Flow `fraud-monitoring`: report on a window, decide, alert, and retrain on RETRAIN.
+"""The monitoring flow: report on a window, decide, alert, and retrain on RETRAIN.
 
 The only Prefect module of `monitoring/`. A scheduled run (the `fraud-monitoring/hourly`
 deployment) looks at the last `window_days` days; the simulation passes explicit windows.
@@ -32,6 +32,7 @@ from pipelines.features import feature_columns
 from pipelines.flows.training import training_flow
 from pipelines.promote import CHAMPION
 
+FLOW = "fraud-monitoring"  # the deployment is `fraud-monitoring/hourly` (prefect.yaml)
 WEBHOOK_ENV = "FRAUDOPS_ALERT_WEBHOOK_URL"
 
 
@@ -102,7 +103,7 @@ def _retrain(
     return {"outcome": "retrained", "message": message, **outcome}
 
 
-@flow(name="fraud-monitoring", log_prints=True)
+@flow(name=FLOW, log_prints=True)
 def monitoring_flow(
     config: str = str(DEFAULT_MONITORING_CONFIG),
     overrides: dict[str, Any] | None = None,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pipelines import tracking
-from tests.conftest import copy_project, run
+from tests.conftest import MODEL_NAME, copy_project, run
 from tests.unit.monitoring.test_alerts import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +89,7 @@ def test_monitoring_runs_in_mlflow(
     labelled = [w for w in timeline if (w["quality"] or {}).get("labelled_rows")]
     assert labelled, "labels arrived for some windows"
     assert all(w["quality"]["labelled_rows"] <= w["rows"] for w in labelled)
-    assert tracking.alias_version("fraud-detector", "champion") == 2
+    assert tracking.alias_version(MODEL_NAME, "champion") == 2
     assert os.path.exists(root / "data/feedback/production.parquet")
     # Every non-OK window was alerted; the receiver failed once and the retry delivered.
     assert [a["decision"] for a in hook.received] == [

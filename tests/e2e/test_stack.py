@@ -12,12 +12,13 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.flows.deployments import plan
+from tests.conftest import MODEL_NAME
 from tests.e2e.conftest import TINY_RUN, Stack, wait_for
 from tests.e2e.postgres import throwaway_cluster
 
 pytestmark = pytest.mark.e2e
 
-MODEL = "fraud-detector"
+MODEL = MODEL_NAME
 TX = {
     "transaction_id": 20_000_001,
     "tx_datetime": "2018-05-11T12:30:05",

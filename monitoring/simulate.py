@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,9 @@ def service_client(url: str | None, capture_dir: Path, token: str | None) -> Ite
         with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
             yield client
         return
-    from fastapi.testclient import TestClient
+    with warnings.catch_warnings():  # Starlette's note about its own httpx use
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fastapi.testclient import TestClient
 
     from serving.main import create_app
     from serving.settings import load_settings

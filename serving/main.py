@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pipelines import tracking
 from pipelines.features import feature_columns
 from serving.capture import CaptureWriter
+from serving.features import windows
 from serving.metrics import exposition, make_metrics
 from serving.middleware import LimitBody, RecordMetrics
 from serving.model import ModelHolder, ModelNotReadyError, Poller
@@ -35,7 +36,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _one_thread_per_worker()
     tracking.connect()
     store = open_store(
-        settings.online_store.backend, settings.online_store.sqlite_path, settings.redis_url
+        settings.online_store.backend,
+        settings.online_store.sqlite_path,
+        settings.redis_url,
+        windows(settings.feature_config),
     )
     seeded = store.seed(settings.online_store.seed_dir)
     log.info("online store (%s): %d events seeded", settings.online_store.backend, seeded)

@@ -1,4 +1,8 @@
-"""SQLite online store: one WAL-mode file shared by the service's worker processes."""
+"""SQLite online store: one WAL-mode file shared by the service's worker processes.
+
+The events table is the truth (idempotence, labels); per-entity timelines
+(serving/store/timelines.py) are what windows are read from.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,21 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from pipelines.materialize import EVENTS
-from serving.store import Event, History, Spans
+from serving.store import Aggregates, Events, Windows
+from serving.store import timelines as tl
+from serving.store.windows import Timelines, aggregates_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -33,54 +40,41 @@ CREATE INDEX IF NOT EXISTS events_terminal ON events (terminal_id, ts_us);
 CREATE TABLE IF NOT EXISTS unknown_labels (transaction_id INTEGER PRIMARY KEY, fraud INTEGER);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
-CUSTOMER = "SELECT ts_us, amount FROM events WHERE customer_id = ? AND ts_us > ? AND ts_us <= ?"
-TERMINAL = "SELECT ts_us, fraud FROM events WHERE terminal_id = ? AND ts_us > ? AND ts_us <= ?"
 INSERT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)"
-
+KNOWN = "SELECT transaction_id FROM events WHERE transaction_id IN (SELECT value FROM json_each(?))"
+RANGE = (
+    "SELECT ts_us, {value} FROM events WHERE {key} = ? AND ts_us > ? AND ts_us <= ? ORDER BY ts_us"
+)
+UNKNOWN = "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)"
+TIMELINES_VERSION = "1"
+# Timelines keep the windows' reach plus this margin: transactions up to that late are read
+# from timelines; later ones (rare) from the events table.
+MARGIN_US = 2 * 86_400 * 1_000_000
 
 CHECKPOINT_EVERY_S = 1.0
-FEW = 8  # up to this many events, per-event queries beat one batched query
-
-
-def _ints(values: Iterable[int]) -> NDArray[np.int64]:
-    return np.fromiter(values, dtype=np.int64)
-
-
-class _Grouped:
-    """Rows (entity, ts_us, value) sorted by entity then time, sliced per entity."""
-
-    def __init__(self, rows: list[tuple[int, int, float]]) -> None:
-        keys = _ints(r[0] for r in rows)
-        self.ts = _ints(r[1] for r in rows)
-        self.values = np.array([r[2] for r in rows], dtype=float)
-        unique, starts = np.unique(keys, return_index=True)
-        ends = np.append(starts[1:], len(keys))
-        self.slices = dict(
-            zip(unique.tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True)
-        )
-
-    def window(self, entity: int, low: int, high: int) -> tuple[NDArray[np.int64], NDArray[Any]]:
-        """Times and values of `entity` with low < ts <= high."""
-        start, end = self.slices.get(entity, (0, 0))
-        ts = self.ts[start:end]
-        a, b = np.searchsorted(ts, [low, high], side="right")
-        return ts[a:b], self.values[start:end][a:b]
+MMAP_BYTES = 1 << 30
 
 
 class SQLiteStore:
-    """Events in one table, indexed by customer and by terminal.
+    """Events in one table, plus a timeline row per customer and per terminal.
 
     Each thread gets its own connection (FastAPI runs handlers in a thread pool); WAL mode
     lets readers and the one writer of the moment proceed together across processes.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, windows: Windows) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
+        self._path, self._windows = path, windows
+        self._reach = {
+            tl.CUSTOMERS: windows.customer_reach_us,
+            tl.TERMINALS: windows.terminal_reach_us,
+        }
+        self._keep = {kind: reach + MARGIN_US for kind, reach in self._reach.items()}
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + tl.SCHEMA)
+        self._write(self._upgrade)
         # Checkpoints (copying the WAL into the database, with an fsync) run in a background
         # thread, not inside whichever request's commit crosses the threshold: no latency spikes.
         self._stop = threading.Event()
@@ -106,123 +100,142 @@ class SQLiteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA wal_autocheckpoint=0")
+            # Reads through a memory map: no read() call per page (timelines are page-sized).
+            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self._local.db = db
             with self._guard:
                 self._all.append(db)
         return db
+
+    def _write(self, work: Callable[[], T]) -> T:
+        """Run `work` in one write transaction (other writers wait; readers never do)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _rebuild(self) -> None:
+        for kind, keep in self._keep.items():
+            tl.rebuild(self._db, kind, keep)
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('timelines', ?)", (self._stamp,))
+
+    @property
+    def _stamp(self) -> str:
+        return f"{TIMELINES_VERSION}:{self._keep[tl.CUSTOMERS]}:{self._keep[tl.TERMINALS]}"
+
+    def _upgrade(self) -> None:
+        """Build the timelines of a file written before them (or for other windows)."""
+        if self._meta("timelines") != self._stamp:
+            self._rebuild()
 
     def seed(self, seed_dir: Path) -> int:
         events = seed_dir / EVENTS
         if not events.exists():
             return 0
         marker = f"{events.stat().st_size}:{events.stat().st_mtime_ns}"
-        self._db.execute("BEGIN IMMEDIATE")  # one worker seeds; the others wait, then skip
-        try:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'seed'").fetchone()
-            if row and row[0] == marker:
-                self._db.execute("COMMIT")
+
+        def load() -> int:  # one worker seeds; the others wait, then skip
+            if self._meta("seed") == marker:
                 return 0
             rows = pq.read_table(events).to_pylist()
             self._db.executemany(INSERT, [tuple(r.values()) for r in rows])
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seed', ?)", (marker,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return len(rows)
+            self._rebuild()
+            return len(rows)
 
-    def add_and_read(self, events: list[Event], spans: Spans) -> list[History]:
-        rows = [
-            (e.transaction_id, e.customer_id, e.terminal_id, e.ts_us, e.amount, e.fraud)
-            for e in events
+        return self._write(load)
+
+    def add_and_read(self, events: Events) -> Aggregates:
+        ids = json.dumps(events.transaction_id.tolist())
+        known = np.array([r[0] for r in self._db.execute(KNOWN, (ids,))], dtype=np.int64)
+        new = ~np.isin(events.transaction_id, known)
+        if new.any():  # the write lock is held for the insert only, not for the reads
+            self._write(lambda: self._add(events, new))
+        return self._read(events)
+
+    def _add(self, events: Events, new: NDArray[np.bool_]) -> None:
+        added = [
+            row
+            for row in events.rows(new)  # one by one: another worker may have added some
+            if self._db.execute(INSERT, row).rowcount
         ]
-        # The write lock is held for the insert only: other workers wait microseconds, not the
-        # length of the reads (which, in WAL mode, never block and are never blocked).
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(INSERT, rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        read = self._read_each if len(events) <= FEW else self._read_batch
-        return read(events, spans)
+        if not added:
+            return
+        _, customer, terminal, ts, amount, fraud = zip(*added, strict=True)
+        at = np.array(ts, dtype=np.int64)
+        for kind, ids, values in (
+            (tl.CUSTOMERS, customer, amount),
+            (tl.TERMINALS, terminal, fraud),
+        ):
+            ids_, values_ = np.array(ids, dtype=np.int64), np.array(values, dtype=np.float64)
+            tl.merge(self._db, kind, ids_, at, values_, self._keep[kind])
 
-    def _read_each(self, events: list[Event], spans: Spans) -> list[History]:
-        """One indexed range query per event and entity: fastest for a few events."""
-        out = []
-        for e in events:
-            c = self._db.execute(
-                CUSTOMER, (e.customer_id, e.ts_us - spans.customer_us, e.ts_us)
+    def _read(self, events: Events) -> Aggregates:
+        t = events.ts_us
+        c_seg, c_tl, c_ok = self._timelines(tl.CUSTOMERS, events.customer_id, t)
+        t_seg, t_tl, t_ok = self._timelines(tl.TERMINALS, events.terminal_id, t)
+        cn, camount, tn, tfraud = aggregates_of(c_tl, c_seg, t_tl, t_seg, t, self._windows)
+        for i in np.flatnonzero(~(c_ok & t_ok)).tolist():  # very late: from the events table
+            one = self._from_events(
+                int(events.customer_id[i]), int(events.terminal_id[i]), int(t[i])
+            )
+            cn[i], camount[i], tn[i], tfraud[i] = (a[0] for a in one)
+        return Aggregates(cn, camount, tn, tfraud)
+
+    def _timelines(
+        self, kind: tl.Kind, key: NDArray[np.int64], t: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], Timelines, NDArray[np.bool_]]:
+        """Each event's segment, the timelines, and which events they cover."""
+        ids, seg = np.unique(key, return_inverse=True)
+        timelines, since = tl.read(self._db, kind, ids)
+        reach = self._reach[kind]
+        return seg.astype(np.int64), timelines, t - reach >= since[seg]
+
+    def _from_events(
+        self, customer: int, terminal: int, t: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+        parts = []
+        for kind, key in ((tl.CUSTOMERS, customer), (tl.TERMINALS, terminal)):
+            windows = self._windows.customer if kind is tl.CUSTOMERS else self._windows.terminal
+            low = t - max(lo for lo, _ in windows)
+            high = t - min(hi for _, hi in windows)
+            rows = self._db.execute(
+                RANGE.format(key=kind.key, value=kind.value), (key, low, high)
             ).fetchall()
-            t = self._db.execute(
-                TERMINAL,
-                (e.terminal_id, e.ts_us - spans.terminal_from_us, e.ts_us - spans.terminal_to_us),
-            ).fetchall()
-            out.append(
-                History(
-                    _ints(r[0] for r in c),
-                    np.array([r[1] for r in c], dtype=float),
-                    _ints(r[0] for r in t),
-                    _ints(r[1] for r in t),
+            parts.append(
+                Timelines(
+                    np.array([r[0] for r in rows], dtype=np.int64),
+                    np.array([r[1] for r in rows], dtype=np.float64),
+                    np.array([len(rows)], dtype=np.int64),
                 )
             )
-        return out
-
-    def _read_batch(self, events: list[Event], spans: Spans) -> list[History]:
-        """Two queries for the whole batch, then each event's windows by binary search."""
-        first = min(e.ts_us for e in events)
-        last = max(e.ts_us for e in events)
-        customers = self._grouped(
-            "customer_id",
-            "amount",
-            {e.customer_id for e in events},
-            first - spans.customer_us,
-            last,
-        )
-        terminals = self._grouped(
-            "terminal_id",
-            "fraud",
-            {e.terminal_id for e in events},
-            first - spans.terminal_from_us,
-            last - spans.terminal_to_us,
-        )
-        out = []
-        for e in events:
-            c_ts, c_amount = customers.window(e.customer_id, e.ts_us - spans.customer_us, e.ts_us)
-            t_ts, t_fraud = terminals.window(
-                e.terminal_id, e.ts_us - spans.terminal_from_us, e.ts_us - spans.terminal_to_us
-            )
-            out.append(History(c_ts, c_amount.astype(float), t_ts, t_fraud.astype(np.int64)))
-        return out
-
-    def _grouped(self, key: str, value: str, ids: set[int], low: int, high: int) -> _Grouped:
-        sql = (
-            f"SELECT {key}, ts_us, {value} FROM events WHERE {key} IN "
-            f"(SELECT value FROM json_each(?)) AND ts_us > ? AND ts_us <= ? "
-            f"ORDER BY {key}, ts_us"
-        )
-        rows = self._db.execute(sql, (json.dumps(sorted(ids)), low, high)).fetchall()
-        return _Grouped(rows)
+        one = np.zeros(1, dtype=np.int64)
+        return aggregates_of(parts[0], one, parts[1], one, np.array([t]), self._windows)
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
-        matched = 0
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for tid, fraud in labels:
-                cur = self._db.execute(
-                    "UPDATE events SET fraud = ? WHERE transaction_id = ?", (fraud, tid)
-                )
-                if cur.rowcount:
-                    matched += 1
-                else:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)", (tid, fraud)
-                    )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        return self._write(lambda: self._label(labels))
+
+    def _label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
+        matched, terminals = 0, set()
+        for tid, fraud in labels:
+            rows = self._db.execute(
+                "UPDATE events SET fraud = ? WHERE transaction_id = ? RETURNING terminal_id",
+                (fraud, tid),
+            ).fetchall()
+            if rows:
+                matched += 1
+                terminals.add(int(rows[0][0]))
+            else:
+                self._db.execute(UNKNOWN, (tid, fraud))
+        tl.refresh(self._db, tl.TERMINALS, sorted(terminals))
         return matched, len(labels) - matched
 
     def close(self) -> None:

@@ -46,12 +46,14 @@ RANGE = (
     "SELECT ts_us, {value} FROM events WHERE {key} = ? AND ts_us > ? AND ts_us <= ? ORDER BY ts_us"
 )
 UNKNOWN = "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)"
-TIMELINES_VERSION = "1"
-# Timelines keep the windows' reach plus this margin: transactions up to that late are read
-# from timelines; later ones (rare) from the events table.
-MARGIN_US = 2 * 86_400 * 1_000_000
+TIMELINES_VERSION = "2"
+# Timelines keep twice the windows' reach: transactions up to one reach late are read from
+# timelines; later ones (rare) from the events table.
+KEEP = 2
 
 CHECKPOINT_EVERY_S = 1.0
+FEW = 8  # up to this many events, aggregate queries on the events table beat timelines
+COMPACT_MAX = 2000  # timelines compacted per round at most (keeps the write lock short)
 MMAP_BYTES = 1 << 30
 
 
@@ -69,11 +71,17 @@ class SQLiteStore:
             tl.CUSTOMERS: windows.customer_reach_us,
             tl.TERMINALS: windows.terminal_reach_us,
         }
-        self._keep = {kind: reach + MARGIN_US for kind, reach in self._reach.items()}
+        self._keep = {kind: KEEP * reach for kind, reach in self._reach.items()}
+        self._few = {
+            tl.CUSTOMERS: _aggregate_sql(tl.CUSTOMERS, windows.customer),
+            tl.TERMINALS: _aggregate_sql(tl.TERMINALS, windows.terminal),
+        }
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        self._db.executescript(SCHEMA + tl.SCHEMA)
+        self._db.executescript(SCHEMA)
+        tl.create(self._db)
+        self._stale: dict[tl.Kind, set[int]] = {tl.CUSTOMERS: set(), tl.TERMINALS: set()}
         self._write(self._upgrade)
         # Checkpoints (copying the WAL into the database, with an fsync) run in a background
         # thread, not inside whichever request's commit crosses the threshold: no latency spikes.
@@ -86,9 +94,24 @@ class SQLiteStore:
     def _checkpoint(self) -> None:
         while not self._stop.wait(CHECKPOINT_EVERY_S):
             try:
+                self._compact()
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as exc:  # busy or closing: the next round will do it
                 log.debug("checkpoint skipped: %s", exc)
+
+    def _compact(self) -> None:
+        """Sort and prune the timelines readers found stale (a bounded number per round)."""
+        with self._guard:
+            todo = {kind: sorted(ids)[:COMPACT_MAX] for kind, ids in self._stale.items()}
+            for kind, ids in todo.items():
+                self._stale[kind].difference_update(ids)
+
+        def work() -> None:
+            for kind, ids in todo.items():
+                tl.compact(self._db, kind, ids, self._keep[kind])
+
+        if any(todo.values()):
+            self._write(work)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -151,7 +174,10 @@ class SQLiteStore:
             self._rebuild()
             return len(rows)
 
-        return self._write(load)
+        loaded = self._write(load)
+        if loaded:  # the seed sits in the WAL: fold it into the file, read through the mmap
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return loaded
 
     def add_and_read(self, events: Events) -> Aggregates:
         ids = json.dumps(events.transaction_id.tolist())
@@ -159,7 +185,7 @@ class SQLiteStore:
         new = ~np.isin(events.transaction_id, known)
         if new.any():  # the write lock is held for the insert only, not for the reads
             self._write(lambda: self._add(events, new))
-        return self._read(events)
+        return self._read(events) if len(events) > FEW else self._read_few(events)
 
     def _add(self, events: Events, new: NDArray[np.bool_]) -> None:
         added = [
@@ -169,14 +195,30 @@ class SQLiteStore:
         ]
         if not added:
             return
-        _, customer, terminal, ts, amount, fraud = zip(*added, strict=True)
-        at = np.array(ts, dtype=np.int64)
-        for kind, ids, values in (
-            (tl.CUSTOMERS, customer, amount),
-            (tl.TERMINALS, terminal, fraud),
+        _, customer, terminal, ts, amount, fraud = (list(c) for c in zip(*added, strict=True))
+        tl.append(self._db, tl.CUSTOMERS, customer, ts, amount)
+        tl.append(self._db, tl.TERMINALS, terminal, ts, [float(f) for f in fraud])
+
+    def _read_few(self, events: Events) -> Aggregates:
+        """One aggregate query per event and kind, on the events table: fastest for a few."""
+        rows = []
+        for customer, terminal, t in zip(
+            events.customer_id.tolist(),
+            events.terminal_id.tolist(),
+            events.ts_us.tolist(),
+            strict=True,
         ):
-            ids_, values_ = np.array(ids, dtype=np.int64), np.array(values, dtype=np.float64)
-            tl.merge(self._db, kind, ids_, at, values_, self._keep[kind])
+            c = self._db.execute(self._few[tl.CUSTOMERS], {"id": customer, "t": t}).fetchone()
+            f = self._db.execute(self._few[tl.TERMINALS], {"id": terminal, "t": t}).fetchone()
+            rows.append((*c, *f))
+        kc = 2 * len(self._windows.customer)
+        out = np.array(rows, dtype=np.float64).reshape(len(events), -1)
+        return Aggregates(
+            out[:, 0:kc:2].astype(np.int64),
+            out[:, 1:kc:2],
+            out[:, kc::2].astype(np.int64),
+            out[:, kc + 1 :: 2].astype(np.int64),
+        )
 
     def _read(self, events: Events) -> Aggregates:
         t = events.ts_us
@@ -195,9 +237,12 @@ class SQLiteStore:
     ) -> tuple[NDArray[np.int64], Timelines, NDArray[np.bool_]]:
         """Each event's segment, the timelines, and which events they cover."""
         ids, seg = np.unique(key, return_inverse=True)
-        timelines, since = tl.read(self._db, kind, ids)
-        reach = self._reach[kind]
-        return seg.astype(np.int64), timelines, t - reach >= since[seg]
+        got = tl.read(self._db, kind, ids, self._keep[kind])
+        if got.stale:
+            with self._guard:
+                self._stale[kind].update(got.stale)
+        covered = t - self._reach[kind] >= got.since[seg]
+        return seg.astype(np.int64), got.timelines, covered
 
     def _from_events(
         self, customer: int, terminal: int, t: int
@@ -245,3 +290,16 @@ class SQLiteStore:
             for db in self._all:
                 db.close()
             self._all.clear()
+
+
+def _aggregate_sql(kind: tl.Kind, windows: tuple[tuple[int, int], ...]) -> str:
+    """Count and sum of each window (t - lo, t - hi] of entity :id at time :t."""
+    parts = []
+    for lo, hi in windows:
+        inside = f"FILTER (WHERE ts_us > :t - {int(lo)} AND ts_us <= :t - {int(hi)})"
+        parts += [f"count(*) {inside}", f"total({kind.value}) {inside}"]
+    reach, nearest = max(lo for lo, _ in windows), min(hi for _, hi in windows)
+    return (
+        f"SELECT {', '.join(parts)} FROM events WHERE {kind.key} = :id "
+        f"AND ts_us > :t - {int(reach)} AND ts_us <= :t - {int(nearest)}"
+    )

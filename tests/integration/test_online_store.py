@@ -187,3 +187,29 @@ def test_sqlite_builds_timelines_for_a_file_written_without_them(tmp_path: Path)
         assert frauds == [0, 1, 1]
     finally:
         store.close()
+
+
+def test_sqlite_timelines_written_out_of_order_read_the_same_before_and_after_compaction(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    store = open_store("sqlite", tmp_path / "online.db", None, WINDOWS)
+    try:
+        days = [3.0, 1.0, 2.5, 0.5, 2.5, 70.0, 69.5]  # appended in this order: not sorted
+        for i, day in enumerate(days):
+            _add(store, [_event(i + 1, day, amount=float(i + 1))])
+        # More events than the few read from the events table: read from timelines.
+        probe = [_event(100 + k, 70.2 + 0.1 * k, amount=1.0) for k in range(12)]
+        before = _add(store, probe)
+        store._compact()  # type: ignore[attr-defined]  # what the background thread does
+        after = _add(store, probe)
+        for i in range(len(probe)):
+            assert _one(before, i) == _one(after, i)
+        assert _one(after, 0)[0] == [3, 3, 3]  # 69.5, 70 and itself
+        assert _one(after, 11)[0][2] == 14  # 69.5, 70 and the 12 of the probe
+        with sqlite3.connect(tmp_path / "online.db") as db:
+            (ts,) = db.execute("SELECT ts FROM customer_timeline WHERE id = 1").fetchone()
+        assert len(ts) == 8 * 14  # the first days are pruned: older than 71.3 - 60 days
+    finally:
+        store.close()

@@ -6,8 +6,9 @@ events as two blobs (times, values): one primary-key lookup per entity, decoded 
 
 Writes stay short: a new event is appended to its rows by one SQL upsert (`||` joins the
 bytes; the cast keeps the result a blob), so the write lock is held for microseconds.
-Appends may leave a row out of time order (`sorted` = 0); readers sort such rows themselves. Compaction (sort, prune events older than
-`newest - keep`, raise `since`) runs off the request path, for rows readers found stale.
+Appends may leave a row out of time order (`sorted` = 0); readers sort such rows themselves.
+Compaction (sort, prune events older than `newest - keep`, raise `since`) runs off the
+request path, for rows readers found stale.
 
 A row is complete for `ts > since`: it holds every event of its entity after `since` (it may
 also hold older ones, which no window it is used for can reach). An entity without a row

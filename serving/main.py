@@ -3,6 +3,7 @@ things once (online store, model, capture writers) and stops them cleanly."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import warnings
@@ -61,6 +62,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     poller.start()
     app.state.scorer = Scorer(store, holder, capture, app.state.metrics, settings.feature_config)
     app.state.label_log = label_log
+    # Everything loaded so far (libraries, the model) lives as long as the process: keep it
+    # out of the garbage collector's full passes, which a batch's records would otherwise
+    # trigger over and over (each pass walks every object of the process).
+    gc.freeze()
     try:
         yield
     finally:

@@ -10,6 +10,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -52,6 +53,8 @@ TIMELINES_VERSION = "2"
 KEEP = 2
 
 CHECKPOINT_EVERY_S = 1.0
+BUSY_TIMEOUT_S = 30.0
+RETRY_FIRST_S, RETRY_MAX_S = 0.0001, 0.002  # waits between tries for the write lock
 FEW = 8  # up to this many events, aggregate queries on the events table beat timelines
 COMPACT_MAX = 2000  # timelines compacted per round at most (keeps the write lock short)
 MMAP_BYTES = 1 << 30
@@ -118,7 +121,7 @@ class SQLiteStore:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(
-                self._path, timeout=30, isolation_level=None, check_same_thread=False
+                self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -130,9 +133,31 @@ class SQLiteStore:
                 self._all.append(db)
         return db
 
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, retried every ~0.1 ms while another process writes.
+
+        SQLite's own busy handler sleeps 1, 2, 5, ... ms between tries: far longer than a
+        write here lasts, so under concurrent writers it would set the tail latency.
+        """
+        db, pause = self._db, RETRY_FIRST_S
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(2 * pause, RETRY_MAX_S)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+
     def _write(self, work: Callable[[], T]) -> T:
         """Run `work` in one write transaction (other writers wait; readers never do)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             result = work()
             self._db.execute("COMMIT")

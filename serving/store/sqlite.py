@@ -58,6 +58,7 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.0001, 0.002  # waits between tries for the write 
 FEW = 8  # up to this many events, aggregate queries on the events table beat timelines
 COMPACT_MAX = 2000  # timelines compacted per round at most (keeps the write lock short)
 MMAP_BYTES = 1 << 30
+CACHE_KIB = 32 * 1024  # a batch of new events dirties a page per B-tree and timeline
 
 
 class SQLiteStore:
@@ -128,6 +129,7 @@ class SQLiteStore:
             db.execute("PRAGMA wal_autocheckpoint=0")
             # Reads through a memory map: no read() call per page (timelines are page-sized).
             db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.db = db
             with self._guard:
                 self._all.append(db)

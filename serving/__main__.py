@@ -25,6 +25,10 @@ def main() -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if settings.server.workers > 1:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fraudops-prom-"))
+        # The workers share one listening socket; by default whichever wakes first accepts
+        # every pending connection, so a client with two keep-alive connections often keeps
+        # one worker busy and the other idle. libuv (uvloop) then accepts one at a time.
+        os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     import uvicorn
 
     uvicorn.run(

@@ -2,61 +2,71 @@
 
 Same windows, same edges: a customer window of w days is (t - w, t]; a terminal window is
 (t - d - w, t - d] with d the label delay (with d = 0, transactions at t itself are left
-out, as offline). The parity test replays a day through the API and compares with the
-offline stage to 1e-9.
+out, as offline). The store aggregates each window (counts, sums); this module turns a
+batch of aggregates into the model's input matrix with whole-array operations. The parity
+test replays a day through the API and compares with the offline stage to 1e-9.
 """
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
-import math
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.config import Features
 from pipelines.features import DAY_US
-from serving.store import History, Spans
+from serving.store import Aggregates, Windows
+
+HOUR_US = 3_600 * 1_000_000
+THURSDAY = 3  # 1970-01-01, day 0 of the epoch, as `datetime.weekday()` numbers it
 
 
-def epoch_us(when: dt.datetime) -> int:
-    """Microseconds since the epoch of a naive UTC datetime (exact integer arithmetic)."""
-    return calendar.timegm(when.timetuple()) * 1_000_000 + when.microsecond
+EPOCH = dt.datetime(1970, 1, 1)
+MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def spans(cfg: Features) -> Spans:
-    """How far back the store must read for these feature definitions."""
+def epoch_us(when: list[dt.datetime]) -> NDArray[np.int64]:
+    """Microseconds since the epoch of naive UTC datetimes (exact integer arithmetic)."""
+    return np.fromiter(((w - EPOCH) // MICROSECOND for w in when), dtype=np.int64, count=len(when))
+
+
+def windows(cfg: Features) -> Windows:
+    """The windows of these feature definitions, as offsets from the transaction time."""
     d = cfg.label_delay_days
-    # A group configured without windows reads nothing (an empty span).
-    return Spans(
-        customer_us=max(cfg.customer_windows_days, default=0) * DAY_US,
-        terminal_from_us=(d + max(cfg.terminal_windows_days, default=0)) * DAY_US,
-        terminal_to_us=d * DAY_US if d > 0 else 1,
+    return Windows(
+        customer=tuple((w * DAY_US, 0) for w in cfg.customer_windows_days),
+        terminal=tuple(
+            ((d + w) * DAY_US, d * DAY_US if d > 0 else 1) for w in cfg.terminal_windows_days
+        ),
     )
 
 
-def feature_row(
-    when: dt.datetime, t: int, amount: float, history: History, cfg: Features
-) -> list[float]:
-    """The model's input row, in `feature_columns(cfg)` order (`t`: `epoch_us(when)`)."""
-    row = [amount, float(when.weekday() >= 5), float(when.hour <= cfg.night_max_hour)]
-    cts, camt = history.customer_ts, history.customer_amount
-    for w in cfg.customer_windows_days:
-        inside = cts > t - w * DAY_US
-        n = int(inside.sum())
-        mean = math.fsum(camt[inside]) / n if n else 0.0
-        row += [float(n), mean, amount / mean if mean > 0 else 1.0]
-    d = cfg.label_delay_days
-    upper = t - d * DAY_US if d > 0 else t - 1
-    tts, fraud = history.terminal_ts, history.terminal_fraud
-    for w in cfg.terminal_windows_days:
-        inside = (tts > t - (d + w) * DAY_US) & (tts <= upper)
-        n = int(inside.sum())
-        row += [float(n), float(fraud[inside].sum()) / n if n else 0.0]
-    return row
+def _ratio(
+    top: NDArray[np.float64], bottom: NDArray[np.float64], when_zero: float
+) -> NDArray[np.float64]:
+    """top / bottom where bottom > 0, else `when_zero`."""
+    out = np.full(np.broadcast(top, bottom).shape, when_zero)
+    np.divide(top, bottom, out=out, where=bottom > 0)
+    return out
 
 
-def feature_matrix(rows: list[list[float]]) -> NDArray[np.float64]:
-    """Rows stacked into the model's input matrix."""
-    return np.asarray(rows, dtype=np.float64)
+def feature_matrix(
+    t: NDArray[np.int64], amount: NDArray[np.float64], agg: Aggregates, cfg: Features
+) -> NDArray[np.float64]:
+    """The model's input rows, columns in `feature_columns(cfg)` order (`t`: `epoch_us`)."""
+    days, within_day = np.divmod(t, DAY_US)
+    weekend = (days + THURSDAY) % 7 >= 5
+    night = within_day // HOUR_US <= cfg.night_max_hour
+    kc, kt = len(cfg.customer_windows_days), len(cfg.terminal_windows_days)
+    x = np.empty((len(t), 3 + 3 * kc + 2 * kt))
+    x[:, 0], x[:, 1], x[:, 2] = amount, weekend, night
+    count = agg.customer_count.astype(np.float64)
+    mean = _ratio(agg.customer_amount, count, 0.0)
+    x[:, 3 : 3 + 3 * kc : 3] = count
+    x[:, 4 : 3 + 3 * kc : 3] = mean
+    x[:, 5 : 3 + 3 * kc : 3] = _ratio(amount[:, None], mean, 1.0)
+    n = agg.terminal_count.astype(np.float64)
+    x[:, 3 + 3 * kc :: 2] = n
+    x[:, 4 + 3 * kc :: 2] = _ratio(agg.terminal_fraud.astype(np.float64), n, 0.0)
+    return x

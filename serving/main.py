@@ -3,6 +3,7 @@ things once (online store, model, capture writers) and stops them cleanly."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import warnings
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pipelines import tracking
 from pipelines.features import feature_columns
 from serving.capture import CaptureWriter
+from serving.features import windows
 from serving.metrics import exposition, make_metrics
 from serving.middleware import LimitBody, RecordMetrics
 from serving.model import ModelHolder, ModelNotReadyError, Poller
@@ -35,7 +37,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _one_thread_per_worker()
     tracking.connect()
     store = open_store(
-        settings.online_store.backend, settings.online_store.sqlite_path, settings.redis_url
+        settings.online_store.backend,
+        settings.online_store.sqlite_path,
+        settings.redis_url,
+        windows(settings.feature_config),
     )
     seeded = store.seed(settings.online_store.seed_dir)
     log.info("online store (%s): %d events seeded", settings.online_store.backend, seeded)
@@ -57,6 +62,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     poller.start()
     app.state.scorer = Scorer(store, holder, capture, app.state.metrics, settings.feature_config)
     app.state.label_log = label_log
+    # Everything loaded so far (libraries, the model) lives as long as the process: keep it
+    # out of the garbage collector's full passes, which a batch's records would otherwise
+    # trigger over and over (each pass walks every object of the process).
+    gc.freeze()
     try:
         yield
     finally:

@@ -23,9 +23,6 @@ from serving.compiled import compile_model
 
 log = logging.getLogger(__name__)
 
-# Up to this many rows, the compiled path is faster; beyond, scikit-learn's batch code wins.
-COMPILED_MAX_ROWS = 50
-
 
 class ModelNotReadyError(FraudOpsError):
     """No model is loaded yet (the service answers 503)."""
@@ -47,8 +44,8 @@ class LoadedModel:
     compiled: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None
 
     def score(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Fraud probability of each row (the compiled path for small batches)."""
-        if self.compiled is not None and x.shape[0] <= COMPILED_MAX_ROWS:
+        """Fraud probability of each row (the compiled path when the model has one)."""
+        if self.compiled is not None:
             return self.compiled(x)
         return np.asarray(self.estimator.predict_proba(x)[:, 1], dtype=np.float64)
 

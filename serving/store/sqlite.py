@@ -1,4 +1,8 @@
-"""SQLite online store: one WAL-mode file shared by the service's worker processes."""
+"""SQLite online store: one WAL-mode file shared by the service's worker processes.
+
+The events table is the truth (idempotence, labels); per-entity timelines
+(serving/store/timelines.py) are what windows are read from.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,22 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from pipelines.materialize import EVENTS
-from serving.store import Event, History, Spans
+from serving.store import Aggregates, Events, Windows
+from serving.store import timelines as tl
+from serving.store.windows import Timelines, aggregates_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -33,54 +41,52 @@ CREATE INDEX IF NOT EXISTS events_terminal ON events (terminal_id, ts_us);
 CREATE TABLE IF NOT EXISTS unknown_labels (transaction_id INTEGER PRIMARY KEY, fraud INTEGER);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
-CUSTOMER = "SELECT ts_us, amount FROM events WHERE customer_id = ? AND ts_us > ? AND ts_us <= ?"
-TERMINAL = "SELECT ts_us, fraud FROM events WHERE terminal_id = ? AND ts_us > ? AND ts_us <= ?"
 INSERT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)"
-
+KNOWN = "SELECT transaction_id FROM events WHERE transaction_id IN (SELECT value FROM json_each(?))"
+RANGE = (
+    "SELECT ts_us, {value} FROM events WHERE {key} = ? AND ts_us > ? AND ts_us <= ? ORDER BY ts_us"
+)
+UNKNOWN = "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)"
+TIMELINES_VERSION = "2"
+# Timelines keep twice the windows' reach: transactions up to one reach late are read from
+# timelines; later ones (rare) from the events table.
+KEEP = 2
 
 CHECKPOINT_EVERY_S = 1.0
-FEW = 8  # up to this many events, per-event queries beat one batched query
-
-
-def _ints(values: Iterable[int]) -> NDArray[np.int64]:
-    return np.fromiter(values, dtype=np.int64)
-
-
-class _Grouped:
-    """Rows (entity, ts_us, value) sorted by entity then time, sliced per entity."""
-
-    def __init__(self, rows: list[tuple[int, int, float]]) -> None:
-        keys = _ints(r[0] for r in rows)
-        self.ts = _ints(r[1] for r in rows)
-        self.values = np.array([r[2] for r in rows], dtype=float)
-        unique, starts = np.unique(keys, return_index=True)
-        ends = np.append(starts[1:], len(keys))
-        self.slices = dict(
-            zip(unique.tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True)
-        )
-
-    def window(self, entity: int, low: int, high: int) -> tuple[NDArray[np.int64], NDArray[Any]]:
-        """Times and values of `entity` with low < ts <= high."""
-        start, end = self.slices.get(entity, (0, 0))
-        ts = self.ts[start:end]
-        a, b = np.searchsorted(ts, [low, high], side="right")
-        return ts[a:b], self.values[start:end][a:b]
+BUSY_TIMEOUT_S = 30.0
+RETRY_FIRST_S, RETRY_MAX_S = 0.0001, 0.002  # waits between tries for the write lock
+FEW = 8  # up to this many events, aggregate queries on the events table beat timelines
+COMPACT_MAX = 2000  # timelines compacted per round at most (keeps the write lock short)
+MMAP_BYTES = 1 << 30
+CACHE_KIB = 32 * 1024  # a batch of new events dirties a page per B-tree and timeline
 
 
 class SQLiteStore:
-    """Events in one table, indexed by customer and by terminal.
+    """Events in one table, plus a timeline row per customer and per terminal.
 
     Each thread gets its own connection (FastAPI runs handlers in a thread pool); WAL mode
     lets readers and the one writer of the moment proceed together across processes.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, windows: Windows) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
+        self._path, self._windows = path, windows
+        self._reach = {
+            tl.CUSTOMERS: windows.customer_reach_us,
+            tl.TERMINALS: windows.terminal_reach_us,
+        }
+        self._keep = {kind: KEEP * reach for kind, reach in self._reach.items()}
+        self._few = {
+            tl.CUSTOMERS: _aggregate_sql(tl.CUSTOMERS, windows.customer),
+            tl.TERMINALS: _aggregate_sql(tl.TERMINALS, windows.terminal),
+        }
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._db.executescript(SCHEMA)
+        tl.create(self._db)
+        self._stale: dict[tl.Kind, set[int]] = {tl.CUSTOMERS: set(), tl.TERMINALS: set()}
+        self._write(self._upgrade)
         # Checkpoints (copying the WAL into the database, with an fsync) run in a background
         # thread, not inside whichever request's commit crosses the threshold: no latency spikes.
         self._stop = threading.Event()
@@ -92,137 +98,220 @@ class SQLiteStore:
     def _checkpoint(self) -> None:
         while not self._stop.wait(CHECKPOINT_EVERY_S):
             try:
+                self._compact()
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as exc:  # busy or closing: the next round will do it
                 log.debug("checkpoint skipped: %s", exc)
+
+    def _compact(self) -> None:
+        """Sort and prune the timelines readers found stale (a bounded number per round)."""
+        with self._guard:
+            todo = {kind: sorted(ids)[:COMPACT_MAX] for kind, ids in self._stale.items()}
+            for kind, ids in todo.items():
+                self._stale[kind].difference_update(ids)
+
+        def work() -> None:
+            for kind, ids in todo.items():
+                tl.compact(self._db, kind, ids, self._keep[kind])
+
+        if any(todo.values()):
+            self._write(work)
 
     @property
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(
-                self._path, timeout=30, isolation_level=None, check_same_thread=False
+                self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA wal_autocheckpoint=0")
+            # Reads through a memory map: no read() call per page (timelines are page-sized).
+            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.db = db
             with self._guard:
                 self._all.append(db)
         return db
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, retried every ~0.1 ms while another process writes.
+
+        SQLite's own busy handler sleeps 1, 2, 5, ... ms between tries: far longer than a
+        write here lasts, so under concurrent writers it would set the tail latency.
+        """
+        db, pause = self._db, RETRY_FIRST_S
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(2 * pause, RETRY_MAX_S)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+
+    def _write(self, work: Callable[[], T]) -> T:
+        """Run `work` in one write transaction (other writers wait; readers never do)."""
+        self._begin()
+        try:
+            result = work()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _rebuild(self) -> None:
+        for kind, keep in self._keep.items():
+            tl.rebuild(self._db, kind, keep)
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('timelines', ?)", (self._stamp,))
+
+    @property
+    def _stamp(self) -> str:
+        return f"{TIMELINES_VERSION}:{self._keep[tl.CUSTOMERS]}:{self._keep[tl.TERMINALS]}"
+
+    def _upgrade(self) -> None:
+        """Build the timelines of a file written before them (or for other windows)."""
+        if self._meta("timelines") != self._stamp:
+            self._rebuild()
 
     def seed(self, seed_dir: Path) -> int:
         events = seed_dir / EVENTS
         if not events.exists():
             return 0
         marker = f"{events.stat().st_size}:{events.stat().st_mtime_ns}"
-        self._db.execute("BEGIN IMMEDIATE")  # one worker seeds; the others wait, then skip
-        try:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'seed'").fetchone()
-            if row and row[0] == marker:
-                self._db.execute("COMMIT")
+
+        def load() -> int:  # one worker seeds; the others wait, then skip
+            if self._meta("seed") == marker:
                 return 0
             rows = pq.read_table(events).to_pylist()
             self._db.executemany(INSERT, [tuple(r.values()) for r in rows])
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seed', ?)", (marker,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return len(rows)
+            self._rebuild()
+            return len(rows)
 
-    def add_and_read(self, events: list[Event], spans: Spans) -> list[History]:
-        rows = [
-            (e.transaction_id, e.customer_id, e.terminal_id, e.ts_us, e.amount, e.fraud)
-            for e in events
+        loaded = self._write(load)
+        if loaded:  # the seed sits in the WAL: fold it into the file, read through the mmap
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return loaded
+
+    def add_and_read(self, events: Events) -> Aggregates:
+        ids = json.dumps(events.transaction_id.tolist())
+        known = np.array([r[0] for r in self._db.execute(KNOWN, (ids,))], dtype=np.int64)
+        new = ~np.isin(events.transaction_id, known)
+        if new.any():  # the write lock is held for the insert only, not for the reads
+            self._write(lambda: self._add(events, new))
+        return self._read(events) if len(events) > FEW else self._read_few(events)
+
+    def _add(self, events: Events, new: NDArray[np.bool_]) -> None:
+        added = [
+            row
+            for row in events.rows(new)  # one by one: another worker may have added some
+            if self._db.execute(INSERT, row).rowcount
         ]
-        # The write lock is held for the insert only: other workers wait microseconds, not the
-        # length of the reads (which, in WAL mode, never block and are never blocked).
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(INSERT, rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        read = self._read_each if len(events) <= FEW else self._read_batch
-        return read(events, spans)
+        if not added:
+            return
+        _, customer, terminal, ts, amount, fraud = (list(c) for c in zip(*added, strict=True))
+        tl.append(self._db, tl.CUSTOMERS, customer, ts, amount)
+        tl.append(self._db, tl.TERMINALS, terminal, ts, [float(f) for f in fraud])
 
-    def _read_each(self, events: list[Event], spans: Spans) -> list[History]:
-        """One indexed range query per event and entity: fastest for a few events."""
-        out = []
-        for e in events:
-            c = self._db.execute(
-                CUSTOMER, (e.customer_id, e.ts_us - spans.customer_us, e.ts_us)
+    def _read_few(self, events: Events) -> Aggregates:
+        """One aggregate query per event and kind, on the events table: fastest for a few."""
+        rows = []
+        for customer, terminal, t in zip(
+            events.customer_id.tolist(),
+            events.terminal_id.tolist(),
+            events.ts_us.tolist(),
+            strict=True,
+        ):
+            rows.append(
+                (*self._few_of(tl.CUSTOMERS, customer, t), *self._few_of(tl.TERMINALS, terminal, t))
+            )
+        kc = 2 * len(self._windows.customer)
+        out = np.array(rows, dtype=np.float64).reshape(len(events), -1)
+        return Aggregates(
+            out[:, 0:kc:2].astype(np.int64),
+            out[:, 1:kc:2],
+            out[:, kc::2].astype(np.int64),
+            out[:, kc + 1 :: 2].astype(np.int64),
+        )
+
+    def _few_of(self, kind: tl.Kind, key: int, t: int) -> tuple[float, ...]:
+        sql = self._few[kind]
+        return tuple(self._db.execute(sql, {"id": key, "t": t}).fetchone()) if sql else ()
+
+    def _read(self, events: Events) -> Aggregates:
+        t = events.ts_us
+        c_seg, c_tl, c_ok = self._timelines(tl.CUSTOMERS, events.customer_id, t)
+        t_seg, t_tl, t_ok = self._timelines(tl.TERMINALS, events.terminal_id, t)
+        cn, camount, tn, tfraud = aggregates_of(c_tl, c_seg, t_tl, t_seg, t, self._windows)
+        for i in np.flatnonzero(~(c_ok & t_ok)).tolist():  # very late: from the events table
+            one = self._from_events(
+                int(events.customer_id[i]), int(events.terminal_id[i]), int(t[i])
+            )
+            cn[i], camount[i], tn[i], tfraud[i] = (a[0] for a in one)
+        return Aggregates(cn, camount, tn, tfraud)
+
+    def _timelines(
+        self, kind: tl.Kind, key: NDArray[np.int64], t: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], Timelines, NDArray[np.bool_]]:
+        """Each event's segment, the timelines, and which events they cover."""
+        ids, seg = np.unique(key, return_inverse=True)
+        got = tl.read(self._db, kind, ids, self._keep[kind])
+        if got.stale:
+            with self._guard:
+                self._stale[kind].update(got.stale)
+        covered = t - self._reach[kind] >= got.since[seg]
+        return seg.astype(np.int64), got.timelines, covered
+
+    def _from_events(
+        self, customer: int, terminal: int, t: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+        parts = []
+        for kind, key in ((tl.CUSTOMERS, customer), (tl.TERMINALS, terminal)):
+            windows = self._windows.customer if kind is tl.CUSTOMERS else self._windows.terminal
+            low = t - max((lo for lo, _ in windows), default=0)  # no windows: reads nothing
+            high = t - min((hi for _, hi in windows), default=0)
+            rows = self._db.execute(
+                RANGE.format(key=kind.key, value=kind.value), (key, low, high)
             ).fetchall()
-            t = self._db.execute(
-                TERMINAL,
-                (e.terminal_id, e.ts_us - spans.terminal_from_us, e.ts_us - spans.terminal_to_us),
-            ).fetchall()
-            out.append(
-                History(
-                    _ints(r[0] for r in c),
-                    np.array([r[1] for r in c], dtype=float),
-                    _ints(r[0] for r in t),
-                    _ints(r[1] for r in t),
+            parts.append(
+                Timelines(
+                    np.array([r[0] for r in rows], dtype=np.int64),
+                    np.array([r[1] for r in rows], dtype=np.float64),
+                    np.array([len(rows)], dtype=np.int64),
                 )
             )
-        return out
-
-    def _read_batch(self, events: list[Event], spans: Spans) -> list[History]:
-        """Two queries for the whole batch, then each event's windows by binary search."""
-        first = min(e.ts_us for e in events)
-        last = max(e.ts_us for e in events)
-        customers = self._grouped(
-            "customer_id",
-            "amount",
-            {e.customer_id for e in events},
-            first - spans.customer_us,
-            last,
-        )
-        terminals = self._grouped(
-            "terminal_id",
-            "fraud",
-            {e.terminal_id for e in events},
-            first - spans.terminal_from_us,
-            last - spans.terminal_to_us,
-        )
-        out = []
-        for e in events:
-            c_ts, c_amount = customers.window(e.customer_id, e.ts_us - spans.customer_us, e.ts_us)
-            t_ts, t_fraud = terminals.window(
-                e.terminal_id, e.ts_us - spans.terminal_from_us, e.ts_us - spans.terminal_to_us
-            )
-            out.append(History(c_ts, c_amount.astype(float), t_ts, t_fraud.astype(np.int64)))
-        return out
-
-    def _grouped(self, key: str, value: str, ids: set[int], low: int, high: int) -> _Grouped:
-        sql = (
-            f"SELECT {key}, ts_us, {value} FROM events WHERE {key} IN "
-            f"(SELECT value FROM json_each(?)) AND ts_us > ? AND ts_us <= ? "
-            f"ORDER BY {key}, ts_us"
-        )
-        rows = self._db.execute(sql, (json.dumps(sorted(ids)), low, high)).fetchall()
-        return _Grouped(rows)
+        one = np.zeros(1, dtype=np.int64)
+        return aggregates_of(parts[0], one, parts[1], one, np.array([t]), self._windows)
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
-        matched = 0
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for tid, fraud in labels:
-                cur = self._db.execute(
-                    "UPDATE events SET fraud = ? WHERE transaction_id = ?", (fraud, tid)
-                )
-                if cur.rowcount:
-                    matched += 1
-                else:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)", (tid, fraud)
-                    )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        return self._write(lambda: self._label(labels))
+
+    def _label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
+        matched, terminals = 0, set()
+        for tid, fraud in labels:
+            rows = self._db.execute(
+                "UPDATE events SET fraud = ? WHERE transaction_id = ? RETURNING terminal_id",
+                (fraud, tid),
+            ).fetchall()
+            if rows:
+                matched += 1
+                terminals.add(int(rows[0][0]))
+            else:
+                self._db.execute(UNKNOWN, (tid, fraud))
+        tl.refresh(self._db, tl.TERMINALS, sorted(terminals))
         return matched, len(labels) - matched
 
     def close(self) -> None:
@@ -232,3 +321,18 @@ class SQLiteStore:
             for db in self._all:
                 db.close()
             self._all.clear()
+
+
+def _aggregate_sql(kind: tl.Kind, windows: tuple[tuple[int, int], ...]) -> str:
+    """Count and sum of each window (t - lo, t - hi] of entity :id at time :t."""
+    if not windows:
+        return ""  # a group without windows reads nothing
+    parts = []
+    for lo, hi in windows:
+        inside = f"FILTER (WHERE ts_us > :t - {int(lo)} AND ts_us <= :t - {int(hi)})"
+        parts += [f"count(*) {inside}", f"total({kind.value}) {inside}"]
+    reach, nearest = max(lo for lo, _ in windows), min(hi for _, hi in windows)
+    return (
+        f"SELECT {', '.join(parts)} FROM events WHERE {kind.key} = :id "
+        f"AND ts_us > :t - {int(reach)} AND ts_us <= :t - {int(nearest)}"
+    )

@@ -5,28 +5,33 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipelines.features import DAY_US
 from pipelines.materialize import EVENTS
-from serving.store import Event, Spans, Store, open_store
+from serving.store import Aggregates, Event, Events, Store, Windows, open_store
 
 pytestmark = pytest.mark.integration
 
-SPANS = Spans(customer_us=30 * DAY_US, terminal_from_us=37 * DAY_US, terminal_to_us=7 * DAY_US)
+# Customer windows of 1, 7 and 30 days; terminal windows of 1, 7 and 30 days, 7 days delayed.
+WINDOWS = Windows(
+    customer=((DAY_US, 0), (7 * DAY_US, 0), (30 * DAY_US, 0)),
+    terminal=((8 * DAY_US, 7 * DAY_US), (14 * DAY_US, 7 * DAY_US), (37 * DAY_US, 7 * DAY_US)),
+)
 T0 = 1_525_000_000 * 1_000_000
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    s = open_store(request.param, tmp_path / "online.db", url)
     if request.param == "redis":
         import redis
 
         redis.Redis.from_url(url).flushdb()
+    s = open_store(request.param, tmp_path / "online.db", url, WINDOWS)
     yield s
     s.close()
 
@@ -34,37 +39,82 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def _event(
     tid: int, day: float, customer: int = 1, terminal: int = 2, amount: float = 10.0, fraud: int = 0
 ) -> Event:
-    return Event(tid, customer, terminal, T0 + int(day * DAY_US), amount, fraud)
+    return Event(tid, customer, terminal, T0 + round(day * DAY_US), amount, fraud)
 
 
-def test_reads_the_customer_window_including_itself(store: Store) -> None:
-    store.add_and_read([_event(1, 0), _event(2, 10, amount=20.0)], SPANS)
-    (h,) = store.add_and_read([_event(3, 31, amount=30.0)], SPANS)
-    assert sorted(h.customer_amount.tolist()) == [20.0, 30.0]  # day 0 is > 30 days back
+def _add(store: Store, events: list[Event]) -> Aggregates:
+    return store.add_and_read(Events.of(events))
+
+
+def _one(agg: Aggregates, i: int = 0) -> tuple[list[int], list[float], list[int], list[int]]:
+    """Event i's (customer counts, customer sums, terminal counts, terminal frauds)."""
+    return (
+        agg.customer_count[i].tolist(),
+        agg.customer_amount[i].tolist(),
+        agg.terminal_count[i].tolist(),
+        agg.terminal_fraud[i].tolist(),
+    )
+
+
+def test_customer_windows_include_the_transaction_itself(store: Store) -> None:
+    _add(store, [_event(1, 0), _event(2, 10, amount=20.0)])
+    counts, sums, _, _ = _one(_add(store, [_event(3, 31, amount=30.0)]))
+    assert counts == [1, 1, 2]  # day 0 is more than 30 days back
+    assert sums == [30.0, 30.0, 50.0]
+
+
+def test_edges_are_exact_and_ties_count_in_full(store: Store) -> None:
+    t = 40.0
+    _add(
+        store,
+        [
+            _event(1, t - 1, amount=1.0),  # exactly one day back: outside the 1-day window
+            Event(2, 1, 2, T0 + round((t - 1) * DAY_US) + 1, 2.0),  # one microsecond later: in
+            _event(3, t, amount=4.0),  # a tie with the transaction scored next
+        ],
+    )
+    counts, sums, _, _ = _one(_add(store, [_event(4, t, amount=8.0)]))
+    assert counts == [3, 4, 4]
+    assert sums == [14.0, 15.0, 15.0]
+
+
+def test_unknown_customer_and_terminal_get_empty_windows(store: Store) -> None:
+    counts, sums, t_counts, frauds = _one(_add(store, [_event(1, 0, 77, 88, 5.0)]))
+    assert counts == [1, 1, 1]
+    assert sums == [5.0, 5.0, 5.0]
+    assert t_counts == [0, 0, 0]
+    assert frauds == [0, 0, 0]
 
 
 def test_adding_the_same_transaction_twice_keeps_one(store: Store) -> None:
-    store.add_and_read([_event(1, 0)], SPANS)
-    (h,) = store.add_and_read([_event(1, 0)], SPANS)
-    assert h.customer_ts.size == 1
+    _add(store, [_event(1, 0)])
+    assert _one(_add(store, [_event(1, 0)]))[0] == [1, 1, 1]
+    assert _one(_add(store, [_event(1, 0), _event(1, 0)]), 1)[0] == [1, 1, 1]
+
+
+def test_events_of_one_call_count_for_each_other_as_offline(store: Store) -> None:
+    agg = _add(
+        store, [_event(1, 5.5, amount=1.0), _event(2, 5.0, amount=2.0), _event(3, 5.5, amount=4.0)]
+    )
+    # Each sees the events up to its own time, whatever their order in the call.
+    assert agg.customer_count[:, 0].tolist() == [3, 1, 3]
+    assert agg.customer_amount[:, 0].tolist() == [7.0, 2.0, 7.0]
 
 
 def test_terminal_window_is_delayed_and_labelled(store: Store) -> None:
-    store.add_and_read([_event(1, 0, fraud=1), _event(2, 5), _event(3, 6.5)], SPANS)
-    (h,) = store.add_and_read([_event(4, 13.9)], SPANS)
-    # (t - 37d, t - 7d] = (-23.1, 6.9]: days 0, 5 and 6.5, not 13.9 itself.
-    assert sorted(h.terminal_ts.tolist()) == [T0, T0 + 5 * DAY_US, T0 + int(6.5 * DAY_US)]
-    assert sorted(h.terminal_fraud.tolist()) == [0, 0, 1]
+    _add(store, [_event(1, 0, fraud=1), _event(2, 5), _event(3, 6.5)])
+    _, _, t_counts, frauds = _one(_add(store, [_event(4, 13.9)]))
+    # (t - 8d, t - 7d] = (5.9, 6.9]; (t - 14d, ...] = (-0.1, 6.9]; 13.9 itself never counts.
+    assert t_counts == [1, 3, 3]
+    assert frauds == [0, 1, 1]
 
 
 def test_labels_update_and_unknown_ids_are_kept_aside(store: Store) -> None:
-    store.add_and_read([_event(1, 0), _event(2, 1)], SPANS)
+    _add(store, [_event(1, 0), _event(2, 1)])
     assert store.label([(1, 1), (2, 0), (99, 1)]) == (2, 1)
-    (h,) = store.add_and_read([_event(3, 8)], SPANS)
-    assert sorted(h.terminal_fraud.tolist()) == [0, 1]
+    assert _one(_add(store, [_event(3, 8)]))[3] == [0, 1, 1]  # (0, 1] has day 1 only
     assert store.label([(1, 0)]) == (1, 0)  # a correction
-    (h,) = store.add_and_read([_event(4, 8.5)], SPANS)
-    assert h.terminal_fraud.sum() == 0
+    assert _one(_add(store, [_event(4, 8.5)]))[3] == [0, 0, 0]
 
 
 def test_seed_loads_once(store: Store, tmp_path: Path) -> None:
@@ -83,25 +133,83 @@ def test_seed_loads_once(store: Store, tmp_path: Path) -> None:
     pq.write_table(table, seed / EVENTS)
     assert store.seed(seed) == 2
     assert store.seed(seed) == 0
-    (h,) = store.add_and_read([_event(3, 9)], SPANS)
-    assert h.customer_amount.tolist() == [5.0, 7.0, 10.0]
-    assert h.terminal_fraud.tolist() == [0, 1]
+    counts, sums, t_counts, frauds = _one(_add(store, [_event(3, 9)]))
+    assert counts[2] == 3
+    assert sums[2] == 22.0
+    assert t_counts == [0, 2, 2]
+    assert frauds == [0, 1, 1]
 
 
 def test_a_batch_reads_what_single_events_read(store: Store) -> None:
+    rng = np.random.default_rng(0)
     history = [
         _event(i, i * 0.7, customer=i % 3, terminal=i % 4, amount=float(i), fraud=i % 2)
-        for i in range(1, 40)
+        for i in range(1, 80)
     ]
-    store.add_and_read(history, SPANS)
+    _add(store, history)
     batch = [
-        _event(100 + i, 28 + i * 0.3, customer=i % 3, terminal=i % 4, amount=1.0) for i in range(20)
+        _event(100 + i, float(rng.uniform(20, 60)), customer=i % 5, terminal=i % 6, amount=1.0)
+        for i in range(40)
     ]
-    together = store.add_and_read(batch, SPANS)
-    alone = [store.add_and_read([e], SPANS)[0] for e in batch]
-    for a, b in zip(together, alone, strict=True):
-        assert sorted(a.customer_ts.tolist()) == sorted(b.customer_ts.tolist())
-        assert sorted(a.customer_amount.tolist()) == sorted(b.customer_amount.tolist())
-        assert sorted(
-            zip(a.terminal_ts.tolist(), a.terminal_fraud.tolist(), strict=True)
-        ) == sorted(zip(b.terminal_ts.tolist(), b.terminal_fraud.tolist(), strict=True))
+    _add(store, batch)  # every event known: both reads below see the same events
+    together = _add(store, batch)
+    for i, e in enumerate(batch):
+        assert _one(together, i) == _one(_add(store, [e]))
+
+
+def test_sqlite_reads_very_late_transactions_exactly(tmp_path: Path) -> None:
+    """Windows reaching before what a timeline keeps are read from the events table."""
+    store = open_store("sqlite", tmp_path / "online.db", None, WINDOWS)
+    try:
+        _add(store, [_event(1, 5, amount=3.0), _event(2, 200)])  # keeps (140, 200]
+        counts, sums, t_counts, _ = _one(_add(store, [_event(3, 20, amount=4.0)]))
+        assert counts == [1, 1, 2]
+        assert sums == [4.0, 4.0, 7.0]
+        assert t_counts == [0, 0, 1]
+    finally:
+        store.close()
+
+
+def test_sqlite_builds_timelines_for_a_file_written_without_them(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "online.db"
+    open_store("sqlite", path, None, WINDOWS).close()
+    with sqlite3.connect(path) as db:  # events only, as an older version of the service left them
+        db.execute("INSERT INTO events VALUES (1, 1, 2, ?, 6.0, 1)", (T0,))
+        db.execute("DELETE FROM meta WHERE key = 'timelines'")
+    store = open_store("sqlite", path, None, WINDOWS)
+    try:
+        counts, sums, t_counts, frauds = _one(_add(store, [_event(2, 10)]))
+        assert counts[2] == 2
+        assert sums[2] == 16.0
+        assert t_counts == [0, 1, 1]
+        assert frauds == [0, 1, 1]
+    finally:
+        store.close()
+
+
+def test_sqlite_timelines_written_out_of_order_read_the_same_before_and_after_compaction(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    store = open_store("sqlite", tmp_path / "online.db", None, WINDOWS)
+    try:
+        days = [3.0, 1.0, 2.5, 0.5, 2.5, 70.0, 69.5]  # appended in this order: not sorted
+        for i, day in enumerate(days):
+            _add(store, [_event(i + 1, day, amount=float(i + 1))])
+        # More events than the few read from the events table: read from timelines.
+        probe = [_event(100 + k, 70.2 + 0.1 * k, amount=1.0) for k in range(12)]
+        before = _add(store, probe)
+        store._compact()  # type: ignore[attr-defined]  # what the background thread does
+        after = _add(store, probe)
+        for i in range(len(probe)):
+            assert _one(before, i) == _one(after, i)
+        assert _one(after, 0)[0] == [3, 3, 3]  # 69.5, 70 and itself
+        assert _one(after, 11)[0][2] == 14  # 69.5, 70 and the 12 of the probe
+        with sqlite3.connect(tmp_path / "online.db") as db:
+            (ts,) = db.execute("SELECT ts FROM customer_timeline WHERE id = 1").fetchone()
+        assert len(ts) == 8 * 14  # the first days are pruned: older than 71.3 - 60 days
+    finally:
+        store.close()

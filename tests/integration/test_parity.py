@@ -1,5 +1,6 @@
-"""Train/serve skew check: a simulated day replayed through /v1/score gives the offline
-features (to 1e-9) and the offline model's scores."""
+"""Train/serve skew check: a simulated day replayed through /v1/score (one by one) or
+/v1/score/batch (in time order, many per call) gives the offline features (to 1e-9) and the
+offline model's scores."""
 
 from __future__ import annotations
 
@@ -25,17 +26,19 @@ from tests.conftest import MODEL_NAME
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("batch_rows", [0, 700], ids=["single", "batch"])
 def test_replayed_day_matches_offline_features_and_scores(
-    serving_settings: Callable[..., Settings], tmp_path: Path
+    serving_settings: Callable[..., Settings], tmp_path: Path, batch_rows: int
 ) -> None:
-    assert_last_day_replays_like_offline(serving_settings, tmp_path)
+    assert_last_day_replays_like_offline(serving_settings, tmp_path, batch_rows)
 
 
 def assert_last_day_replays_like_offline(
-    serving_settings: Callable[..., Settings], tmp_path: Path
+    serving_settings: Callable[..., Settings], tmp_path: Path, batch_rows: int = 0
 ) -> None:
-    """Replay the last day of the project in the working directory through /v1/score and
-    compare features (1e-9) and scores with the offline path, whatever `features:` says."""
+    """Replay the last day of the project in the working directory through /v1/score (or
+    /v1/score/batch, `batch_rows` per call) and compare features (1e-9) and scores with the
+    offline path, whatever `features:` says."""
     cfg = load_pipeline_config()
     offline = pd.read_parquet(cfg.paths.features)
     day = offline[schema.TX_DATETIME].max().normalize()
@@ -47,8 +50,18 @@ def assert_last_day_replays_like_offline(
     settings = serving_settings(**{"online_store.seed_dir": str(tmp_path / "seed")})
     served = {}
     with TestClient(create_app(settings)) as client:
-        for row in replay[list(schema.REQUEST_COLUMNS)].itertuples(index=False):
-            body = Transaction.model_validate(row._asdict()).model_dump(mode="json")
+        bodies = [
+            Transaction.model_validate(row._asdict()).model_dump(mode="json")
+            for row in replay[list(schema.REQUEST_COLUMNS)].itertuples(index=False)
+        ]
+        if batch_rows:  # earlier transactions of a batch count for later ones, as offline
+            for i in range(0, len(bodies), batch_rows):
+                part = bodies[i : i + batch_rows]
+                r = client.post("/v1/score/batch", json={"transactions": part})
+                assert r.status_code == 200, r.text
+                for body, s in zip(part, r.json()["scores"], strict=True):
+                    served[body["transaction_id"]] = s["fraud_probability"]
+        for body in [] if batch_rows else bodies:
             r = client.post("/v1/score", json=body)
             assert r.status_code == 200, r.text
             served[body["transaction_id"]] = r.json()["fraud_probability"]

@@ -15,8 +15,8 @@ from pipelines.features import DAY_US, build_features, feature_columns
 from pipelines.generate import simulate_history
 from pipelines.io import read_table, write_parquet
 from pipelines.materialize import reach_days
-from serving.features import epoch_us, feature_row, spans
-from serving.store import History
+from serving.features import epoch_us, feature_matrix, windows
+from serving.store import Aggregates
 from tests.pandas_features import build_features as oracle
 
 
@@ -172,9 +172,15 @@ def test_a_group_can_be_turned_off_offline_and_online(
     assert sorted(windowed) == sorted(names[3:])  # only the configured groups' columns
     theirs = oracle(df, f.label_delay_days, customer, terminal, f.night_max_hour)
     _assert_equal(ours, theirs, names)
-    empty = History(np.array([], np.int64), np.array([]), np.array([], np.int64), np.array([]))
-    when = dt.datetime(2018, 4, 7, 3)
-    row = feature_row(when, epoch_us(when), 10.0, empty, f)
-    assert len(row) == len(names)
-    assert spans(f).customer_us == max(customer, default=0) * DAY_US
+    # Online: an entity with no history, in a world with these groups only.
+    none = Aggregates(
+        np.zeros((1, len(customer)), np.int64),
+        np.zeros((1, len(customer))),
+        np.zeros((1, len(terminal)), np.int64),
+        np.zeros((1, len(terminal)), np.int64),
+    )
+    t = epoch_us([dt.datetime(2018, 4, 7, 3)])
+    row = feature_matrix(t, np.array([10.0]), none, f)
+    assert row.shape == (1, len(names))
+    assert windows(f).customer_reach_us == max(customer, default=0) * DAY_US
     assert reach_days(f) == max([*customer, *(f.label_delay_days + w for w in terminal)], default=0)

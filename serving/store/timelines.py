@@ -1,0 +1,196 @@
+"""SQLite timelines: per customer and per terminal, its recent events as two packed arrays.
+
+Reading a batch's windows from the events table means moving every event of every window
+(~100 per transaction) through the SQLite VM and into Python. A timeline row holds the same
+events as two blobs (times, values): one primary-key lookup per entity, decoded by NumPy.
+
+Writes stay short: a new event is appended to its rows by one SQL upsert (`||` joins the
+bytes; the cast keeps the result a blob), so the write lock is held for microseconds.
+Appends may leave a row out of time order (`sorted` = 0); readers sort such rows themselves.
+Compaction (sort, prune events older than `newest - keep`, raise `since`) runs off the
+request path, for rows readers found stale.
+
+A row is complete for `ts > since`: it holds every event of its entity after `since` (it may
+also hold older ones, which no window it is used for can reach). An entity without a row
+has no event after the kind's horizon (meta). Windows reaching before `since` (a very late
+transaction) are read from the events table instead, so results are always exact.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from serving.store.windows import Timelines
+
+NEVER = -(2**62)  # `since` of a complete history
+SLACK_US = 86_400 * 1_000_000  # compact once a row holds a day more than it must keep
+COLUMNS = "id, since, oldest, newest, sorted, ts, value"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS {table} (
+    id INTEGER PRIMARY KEY, since INTEGER NOT NULL, oldest INTEGER NOT NULL,
+    newest INTEGER NOT NULL, sorted INTEGER NOT NULL, ts BLOB NOT NULL, value BLOB NOT NULL
+);
+"""
+APPEND = """
+INSERT INTO {table} VALUES (?, ?, ?, ?, 1, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    ts = CAST(ts || excluded.ts AS BLOB), value = CAST(value || excluded.value AS BLOB),
+    sorted = sorted AND excluded.newest >= newest,
+    oldest = min(oldest, excluded.oldest), newest = max(newest, excluded.newest)
+"""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Customers (amounts) or terminals (fraud labels)."""
+
+    table: str
+    key: str  # the events column naming the entity
+    value: str  # the events column summed in windows
+
+    @property
+    def horizon_key(self) -> str:
+        return f"horizon:{self.table}"
+
+
+CUSTOMERS = Kind("customer_timeline", "customer_id", "amount")
+TERMINALS = Kind("terminal_timeline", "terminal_id", "fraud")
+
+
+def create(db: sqlite3.Connection) -> None:
+    """Create the timeline tables (a no-op when they exist)."""
+    for kind in (CUSTOMERS, TERMINALS):
+        db.executescript(SCHEMA.format(table=kind.table))
+
+
+def horizon(db: sqlite3.Connection, kind: Kind) -> int:
+    """`since` of the entities without a row."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (kind.horizon_key,)).fetchone()
+    return int(row[0]) if row else NEVER
+
+
+def _row(entity: int, since: int, ts: NDArray[np.int64], values: NDArray[Any]) -> tuple[Any, ...]:
+    """A sorted row; `ts` must be sorted."""
+    oldest = int(ts[0]) if ts.size else since
+    newest = int(ts[-1]) if ts.size else since
+    ts_blob = ts.astype("<i8").tobytes()
+    return entity, since, oldest, newest, 1, ts_blob, values.astype("<f8").tobytes()
+
+
+def _write(db: sqlite3.Connection, kind: Kind, rows: list[tuple[Any, ...]]) -> None:
+    db.executemany(f"INSERT OR REPLACE INTO {kind.table} VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def rebuild(db: sqlite3.Connection, kind: Kind, keep_us: int) -> None:
+    """Every timeline of `kind` from the events table (inside the caller's transaction)."""
+    newest = db.execute("SELECT max(ts_us) FROM events").fetchone()[0]
+    since = NEVER if newest is None else int(newest) - keep_us
+    rows = db.execute(
+        f"SELECT {kind.key}, ts_us, {kind.value} FROM events WHERE ts_us > ? "
+        f"ORDER BY {kind.key}, ts_us",
+        (since,),
+    ).fetchall()
+    db.execute(f"DELETE FROM {kind.table}")
+    if rows:
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        ts = np.array([r[1] for r in rows], dtype=np.int64)
+        values = np.array([r[2] for r in rows], dtype=np.float64)
+        unique, starts = np.unique(ids, return_index=True)
+        ends = np.append(starts[1:], len(ids))
+        _write(
+            db,
+            kind,
+            [
+                _row(i, since, ts[a:b], values[a:b])
+                for i, a, b in zip(unique.tolist(), starts.tolist(), ends.tolist(), strict=True)
+            ],
+        )
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (kind.horizon_key, str(since)))
+
+
+def append(
+    db: sqlite3.Connection, kind: Kind, ids: list[int], ts: list[int], values: list[float]
+) -> None:
+    """Append new events to their rows, one upsert each (inside the caller's transaction)."""
+    since = horizon(db, kind)  # for entities seen for the first time
+    db.executemany(
+        APPEND.format(table=kind.table),
+        [
+            (i, since, t, t, struct.pack("<q", t), struct.pack("<d", v))
+            for i, t, v in zip(ids, ts, values, strict=True)
+        ],
+    )
+
+
+def _fetch(db: sqlite3.Connection, kind: Kind, ids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
+    rows = db.execute(
+        f"SELECT {COLUMNS} FROM {kind.table} WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(ids)),),
+    ).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _sorted(ts_blob: bytes, value_blob: bytes) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    ts = np.frombuffer(ts_blob, dtype="<i8").astype(np.int64)
+    values = np.frombuffer(value_blob, dtype="<f8").astype(np.float64)
+    order = np.argsort(ts, kind="stable")
+    return ts[order], values[order]
+
+
+def compact(db: sqlite3.Connection, kind: Kind, ids: Iterable[int], keep_us: int) -> None:
+    """Sort the rows of `ids` and prune what is older than `newest - keep_us`."""
+    out = []
+    for i, (since, _, newest, _, ts_blob, value_blob) in _fetch(db, kind, ids).items():
+        ts, values = _sorted(ts_blob, value_blob)
+        since = max(since, newest - keep_us)
+        kept = ts > since
+        out.append(_row(i, since, ts[kept], values[kept]))
+    _write(db, kind, out)
+
+
+def refresh(db: sqlite3.Connection, kind: Kind, ids: Iterable[int]) -> None:
+    """Re-read the rows of `ids` from the events table (after labels changed)."""
+    out = []
+    for i, (since, *_) in _fetch(db, kind, ids).items():
+        events = db.execute(
+            f"SELECT ts_us, {kind.value} FROM events WHERE {kind.key} = ? AND ts_us > ? "
+            f"ORDER BY ts_us",
+            (i, since),
+        ).fetchall()
+        ts = np.array([e[0] for e in events], dtype=np.int64)
+        out.append(_row(i, since, ts, np.array([e[1] for e in events], dtype=np.float64)))
+    _write(db, kind, out)
+
+
+@dataclass(frozen=True)
+class Read:
+    """The timelines of some entities, one segment each, and what the reader noticed."""
+
+    timelines: Timelines
+    since: NDArray[np.int64]  # per segment
+    stale: list[int]  # ids worth compacting (out of order, or holding too much)
+
+
+def read(db: sqlite3.Connection, kind: Kind, ids: NDArray[np.int64], keep_us: int) -> Read:
+    """The timelines of `ids` (in that order), sorted by time."""
+    rows = _fetch(db, kind, ids.tolist())
+    missing = (horizon(db, kind), 0, 0, 1, b"", b"")
+    found = [rows.get(i, missing) for i in ids.tolist()]
+    since = np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
+    ts_blobs, value_blobs = [r[4] for r in found], [r[5] for r in found]
+    stale = []
+    for k, (_, oldest, newest, in_order, ts_blob, value_blob) in enumerate(found):
+        if not in_order:
+            ts, values = _sorted(ts_blob, value_blob)
+            ts_blobs[k], value_blobs[k] = ts.tobytes(), values.tobytes()
+        if not in_order or oldest < newest - keep_us - SLACK_US:
+            stale.append(int(ids[k]))
+    return Read(Timelines.from_blobs(ts_blobs, value_blobs), since, stale)

@@ -52,6 +52,7 @@ def test_stage_order_is_the_dag(project: Path) -> None:
         "materialize",
         "train",
         "evaluate",
+        "reference",
     ]
 
 

@@ -23,6 +23,11 @@ if podman image exists "$IMAGE"; then
 fi
 mkdir -p "$CACHE"
 if [ ! -s "$TARBALL" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$0: debootstrap needs root (run as root, or with sudo, once; then it is cached)" >&2
+    exit 1
+  fi
+  command -v debootstrap >/dev/null || { echo "$0: apt-get install debootstrap" >&2; exit 1; }
   rootfs=$(mktemp -d)
   trap 'rm -rf "$rootfs"' EXIT
   echo "debootstrap $SUITE ($PACKAGES) from $MIRROR" >&2

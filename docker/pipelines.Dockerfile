@@ -15,15 +15,19 @@ RUN python3 -m venv /opt/uv \
     && if ls /wheels/*.whl >/dev/null 2>&1; then \
       /opt/uv/bin/pip install --no-index --find-links /wheels "uv==${UV_VERSION}"; \
     else /opt/uv/bin/pip install "uv==${UV_VERSION}"; fi
-COPY pyproject.toml uv.lock README.md ./
+# Dependencies first (from the lockfile alone), then the project: a code change reinstalls
+# only the project, not the dependencies.
+COPY pyproject.toml uv.lock ./
+RUN if ls /wheels/*.whl >/dev/null 2>&1; then \
+      uv export --frozen --no-dev --extra pipelines --extra monitoring --no-emit-project --no-hashes -o /tmp/req.txt \
+      && uv venv /app/.venv \
+      && uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels -r /tmp/req.txt; \
+    else uv sync --frozen --no-dev --extra pipelines --extra monitoring --no-install-project --no-editable; fi
+COPY README.md ./
 COPY pipelines ./pipelines
 COPY monitoring ./monitoring
 RUN if ls /wheels/*.whl >/dev/null 2>&1; then \
-      uv export --frozen --no-dev --extra pipelines --extra monitoring --no-emit-project \
-        --no-hashes -o /tmp/req.txt \
-      && uv venv /app/.venv \
-      && uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels -r /tmp/req.txt \
-      && uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels --no-deps . ; \
+      uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels --no-deps . ; \
     else uv sync --frozen --no-dev --extra pipelines --extra monitoring --no-editable; fi
 
 FROM ${BASE_IMAGE}
@@ -45,6 +49,7 @@ ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 \
 USER 10001
 # No git in the image: DVC runs without an SCM (runs record git_commit "unknown").
 RUN dvc config --local core.no_scm true
+# The worker's health server (PREFECT_WORKER_WEBSERVER_PORT, 8080 by default): 200 while it polls.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2).status == 200 else 1)"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PREFECT_WORKER_WEBSERVER_PORT', '8080'), timeout=2)"]
 CMD ["sh", "docker/worker.sh"]

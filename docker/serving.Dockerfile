@@ -1,8 +1,8 @@
 # The scoring service image: only the `serving` extra, non-root, health-checked on /ready.
 #   docker build -f docker/serving.Dockerfile -t fraudops-serving .
-# Air-gapped builds: put wheels for the lockfile in docker/wheels/ (docker/wheelhouse.sh
-# serving); when any are there, nothing is fetched from a package index. BASE_IMAGE is any
-# Debian-like image with python3 (3.11) and its venv module, e.g. docker/base-image.sh's.
+# Air-gapped builds: put wheels for the lockfile in docker/wheels/ (`make wheels`); when any
+# are there, nothing is fetched from a package index. BASE_IMAGE is any Debian-like image
+# with python3 (3.11) and its venv module, e.g. the one docker/base-image.sh makes offline.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
@@ -16,14 +16,19 @@ RUN python3 -m venv /opt/uv \
     && if ls /wheels/*.whl >/dev/null 2>&1; then \
       /opt/uv/bin/pip install --no-index --find-links /wheels "uv==${UV_VERSION}"; \
     else /opt/uv/bin/pip install "uv==${UV_VERSION}"; fi
-COPY pyproject.toml uv.lock README.md ./
-COPY pipelines ./pipelines
-COPY serving ./serving
+# Dependencies first (from the lockfile alone), then the project: a code change reinstalls
+# only the project, not the dependencies.
+COPY pyproject.toml uv.lock ./
 RUN if ls /wheels/*.whl >/dev/null 2>&1; then \
       uv export --frozen --no-dev --extra serving --no-emit-project --no-hashes -o /tmp/req.txt \
       && uv venv /app/.venv \
-      && uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels -r /tmp/req.txt \
-      && uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels --no-deps . ; \
+      && uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels -r /tmp/req.txt; \
+    else uv sync --frozen --no-dev --extra serving --no-install-project --no-editable; fi
+COPY README.md ./
+COPY pipelines ./pipelines
+COPY serving ./serving
+RUN if ls /wheels/*.whl >/dev/null 2>&1; then \
+      uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels --no-deps . ; \
     else uv sync --frozen --no-dev --extra serving --no-editable; fi
 
 FROM ${BASE_IMAGE}

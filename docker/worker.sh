@@ -1,11 +1,22 @@
 #!/bin/sh
 # The pipelines image's start command: create the process work pool, register the deployments
-# of prefect.yaml (`prefect deploy` records /app as their working directory), then poll the
-# pool with a health endpoint on :8080 (the image's HEALTHCHECK). Needs PREFECT_API_URL.
+# of prefect.yaml whose entrypoint file is in the image (`prefect deploy` records /app as their
+# working directory), then poll the pool with a health endpoint (the image's HEALTHCHECK).
+# Needs PREFECT_API_URL.
 set -eu
 POOL=${FRAUDOPS_WORK_POOL:-fraudops-process}  # TEMPLATE: the pool named in prefect.yaml
 prefect --no-prompt work-pool create "$POOL" --type process --overwrite
 if [ -f prefect.yaml ]; then
-  prefect --no-prompt deploy --all
+  python - <<'PY'
+import pathlib, yaml
+config = yaml.safe_load(pathlib.Path("prefect.yaml").read_text())
+here = [d for d in config["deployments"] if pathlib.Path(d["entrypoint"].split(":")[0]).is_file()]
+for d in config["deployments"]:
+    if d not in here:
+        print(f"not deployed (entrypoint not in the image): {d['entrypoint']}")
+config["deployments"] = here
+pathlib.Path("/tmp/prefect.deploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+PY
+  prefect --no-prompt deploy --all --prefect-file /tmp/prefect.deploy.yaml
 fi
 exec prefect worker start --pool "$POOL" --type process --with-healthcheck

@@ -8,6 +8,7 @@ uv.lock (docker/wheelhouse.py), and every build runs with `--network=none --pull
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,41 @@ def mlflow_server(
         proc.terminate()
         pytest.fail("mlflow server not healthy within 120 s")
     yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    logs.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server (SQLite in a temp folder) on a free loopback port; its API URL."""
+    port = free_port()
+    home = tmp_path_factory.mktemp("prefect")
+    logs = (home / "server.log").open("w")
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "prefect"), "server", "start",
+            "--host", "127.0.0.1", "--port", str(port),
+        ],
+        env=env,
+        stdout=logs,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"prefect server exited at start-up; see {logs.name}"
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail(f"prefect server not healthy within 180 s; see {logs.name}")
+    yield api
     proc.terminate()
     proc.wait(timeout=30)
     logs.close()

@@ -1,5 +1,6 @@
 """The images, built and run for real with podman: the serving image scores a transaction
-with a model from a real MLflow server, as a non-root user; the pipelines image builds."""
+with a model from a real MLflow server, as a non-root user; the pipelines image builds, and
+its worker registers with a real Prefect server."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+from tests.conftest import REPO_ROOT
 from tests.container.conftest import RUN_FLAGS, sh
 from tests.integration.conftest import free_port
 
@@ -66,8 +69,8 @@ def serving(
         )
 
 
-def wait_ready(podman: list[str], name: str, url: str, timeout: float = 180) -> None:
-    """Poll /ready; fail with the container's logs if it stops or never gets ready."""
+def wait_healthy(podman: list[str], name: str, url: str, timeout: float = 180) -> None:
+    """Poll `url` until 200; fail with the container's logs if it stops or never does."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -75,7 +78,7 @@ def wait_ready(podman: list[str], name: str, url: str, timeout: float = 180) -> 
         if state != "running":
             break
         try:
-            ready = httpx.get(f"{url}/ready", timeout=2)
+            ready = httpx.get(url, timeout=2)
             if ready.status_code == 200:
                 return
             last = f"{ready.status_code} {ready.text}"
@@ -83,12 +86,14 @@ def wait_ready(podman: list[str], name: str, url: str, timeout: float = 180) -> 
             last = repr(exc)
         time.sleep(1)
     logs = subprocess.run([*podman, "logs", name], capture_output=True, text=True, check=False)
-    pytest.fail(f"not ready ({state}; /ready: {last}):\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
+    pytest.fail(
+        f"not healthy ({state}; {url}: {last}):\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}"
+    )
 
 
 def test_serving_image_scores_as_non_root(podman: list[str], serving: tuple[str, str]) -> None:
     name, url = serving
-    wait_ready(podman, name, url)
+    wait_healthy(podman, name, f"{url}/ready")
     scored = httpx.post(f"{url}/v1/score", json=TX, timeout=10)
     assert scored.status_code == 200, scored.text
     body = scored.json()
@@ -107,14 +112,56 @@ def test_serving_image_scores_as_non_root(podman: list[str], serving: tuple[str,
     assert sh(*podman, "inspect", "--format", "{{.State.ExitCode}}", name).strip() == "0"
 
 
-def test_pipelines_image_builds_and_runs_its_tools(
-    podman: list[str], build_image: Callable[[str, list[str]], str]
+@pytest.fixture(scope="module")
+def pipelines_image(build_image: Callable[[str, list[str]], str]) -> str:
+    return build_image("pipelines", ["pipelines", "monitoring"])
+
+
+def test_pipelines_image_runs_its_tools_as_non_root(
+    podman: list[str], pipelines_image: str
 ) -> None:
-    image = build_image("pipelines", ["pipelines", "monitoring"])
-    probe = "import pipelines.flows, monitoring.flows; print('flows import')"
+    probe = "import pipelines.flows, monitoring.reports; print('flows import')"
     out = sh(
-        *podman, "run", "--rm", "--network", "none", *RUN_FLAGS, image,
+        *podman, "run", "--rm", "--network", "none", *RUN_FLAGS, pipelines_image,
         "sh", "-c", f"id -u && prefect version && dvc version && python -c \"{probe}\"",
     )  # fmt: skip
     assert out.splitlines()[0] == "10001"
     assert "flows import" in out
+
+
+def test_worker_container_registers_and_polls(
+    podman: list[str], pipelines_image: str, prefect_server: str
+) -> None:
+    """The image's own command against a real Prefect server: pool, deployments, worker."""
+    pool, health = "containers-test", free_port()
+    name = f"fraudops-worker-{uuid.uuid4().hex[:8]}"
+    sh(
+        *podman, "run", "--detach", "--name", name, "--network", "host", *RUN_FLAGS,
+        "--env", f"PREFECT_API_URL={prefect_server}",
+        "--env", f"FRAUDOPS_WORK_POOL={pool}",
+        "--env", "PREFECT_WORKER_WEBSERVER_HOST=127.0.0.1",
+        "--env", f"PREFECT_WORKER_WEBSERVER_PORT={health}",
+        pipelines_image,
+    )  # fmt: skip
+    try:
+        wait_healthy(podman, name, f"http://127.0.0.1:{health}/health")
+        sh(*podman, "healthcheck", "run", name)
+        workers = httpx.post(f"{prefect_server}/work_pools/{pool}/workers/filter", json={})
+        assert workers.status_code == 200, workers.text
+        assert workers.json(), "no worker polls the pool"
+        deployed = httpx.post(f"{prefect_server}/deployments/filter", json={}).json()
+        assert {d["name"] for d in deployed} >= expected_deployments()
+        sh(*podman, "stop", "--time", "30", name)
+    finally:
+        subprocess.run([*podman, "rm", "--force", name], capture_output=True, check=False)
+
+
+def expected_deployments() -> set[str]:
+    """Names of the deployments in prefect.yaml whose entrypoint file exists (none if absent)."""
+    prefect_file = REPO_ROOT / "prefect.yaml"
+    if not prefect_file.exists():
+        return set()
+    deployments = yaml.safe_load(prefect_file.read_text())["deployments"]
+    return {
+        d["name"] for d in deployments if (REPO_ROOT / d["entrypoint"].partition(":")[0]).is_file()
+    }

@@ -14,7 +14,10 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install run serve test test-fast lint format bench clean wheels images
+DRIFT ?= new_fraud_pattern
+DAYS ?=
+
+.PHONY: help install init run serve simulate monitor up down status test test-fast lint format bench clean wheels images
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +29,17 @@ help: ## List the targets
 install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from uv.lock (all extras, dev group)
 	$(UV) sync --frozen --all-extras --compile-bytecode
 
+# TEMPLATE: make a clone your project (what a Copier render does): NAME and SLUG, optionally
+# MODEL, EXPERIMENT, SOURCE=file SOURCE_PATH=... COLUMN_MAP='{"card": "customer_id"}', CONTAINERS=no.
+init: ## Make this clone yours: make init NAME="Acme Risk" SLUG=acme-risk (see README)
+	@test -n "$(NAME)" || { echo 'usage: make init NAME="Acme Risk" SLUG=acme-risk' >&2; exit 2; }
+	@python3 template/apply.py --name "$(NAME)" $(if $(SLUG),--slug "$(SLUG)") \
+	  $(if $(MODEL),--registered-model-name "$(MODEL)") \
+	  $(if $(EXPERIMENT),--experiment-name "$(EXPERIMENT)") \
+	  $(if $(MONITORING_EXPERIMENT),--monitoring-experiment-name "$(MONITORING_EXPERIMENT)") \
+	  $(if $(SOURCE),--source "$(SOURCE)") $(if $(SOURCE_PATH),--source-path "$(SOURCE_PATH)") \
+	  $(if $(COLUMN_MAP),--column-map '$(COLUMN_MAP)') $(if $(CONTAINERS),--containers "$(CONTAINERS)")
+
 run: install ## The whole lifecycle in-process (Prefect flow over DVC stages, MLflow registry)
 	$(RUN) python -m pipelines.flows lifecycle
 	$(RUN) dvc status
@@ -33,11 +47,26 @@ run: install ## The whole lifecycle in-process (Prefect flow over DVC stages, ML
 serve: install ## Serve the champion on 127.0.0.1:8000 (configs/serving.yaml; after make run)
 	$(RUN) python -m serving
 
+simulate: install ## The closed loop on simulated production days (DRIFT=new_fraud_pattern DAYS=42)
+	$(RUN) python -m monitoring simulate --drift $(DRIFT) $(if $(DAYS),--days $(DAYS))
+
+monitor: install ## Monitor the last window of captured predictions (configs/monitoring.yaml)
+	$(RUN) python -m monitoring run
+
+up: install ## Local stack on 127.0.0.1: MLflow + Prefect servers, worker, scoring service
+	$(RUN) python -m pipelines.stack up
+
+down: ## Stop exactly what `make up` started (pid files in .run/)
+	$(RUN) python -m pipelines.stack down
+
+status: ## Which services of the local stack run, with their pids and URLs
+	$(RUN) python -m pipelines.stack status
+
 test: install ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-fast: install ## Unit and data tests only (no e2e, slow, or container tests)
-	$(RUN) pytest -m "not e2e and not slow and not container" $(PYTEST_ARGS)
+test-fast: install ## Unit, data and model tests only (no integration, e2e, slow or container tests)
+	$(RUN) pytest -m "not integration and not e2e and not slow and not container" $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy strict
 	$(RUN) ruff check .

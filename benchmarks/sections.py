@@ -24,5 +24,5 @@ SECTIONS: tuple[Section, ...] = (
     Section("features", "Feature stage: DuckDB vs the pandas oracle", features.run),
     Section("training", "Training: make run and model quality", training.run),
     Section("serving", "Scoring service vs mlflow models serve", serving.run),
-    Section("monitoring", "Monitoring: a drift report over 1 M rows", monitoring.run),
+    Section("monitoring", "Monitoring: one run over 1 M captured rows", monitoring.run),
 )

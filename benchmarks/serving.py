@@ -20,6 +20,7 @@ from pathlib import Path
 from benchmarks.context import Context, project_copy
 from benchmarks.report import SectionResult, Target, now_utc, table, targets_table
 from benchmarks.wrk import Load, wrk
+from pipelines.config import load_project_config
 
 SECONDS = 10
 IN_PROCESS = """
@@ -117,6 +118,7 @@ def _measure(root: Path, tmp: Path) -> dict[str, Load | float]:
     results: dict[str, Load | float] = {"in_process_p50_ms": _in_process_p50(root, env)}
     serve_ours = [sys.executable, "-m", "serving"]
     env_ours = {**env, "FRAUDOPS_SERVING_SERVER__PORT": str(ours)}
+    model = load_project_config(root / "configs/project.yaml").registered_model_name
     serve_theirs = [
         sys.executable,
         "-m",
@@ -124,7 +126,7 @@ def _measure(root: Path, tmp: Path) -> dict[str, Load | float]:
         "models",
         "serve",
         "-m",
-        "models:/fraud-detector@champion",
+        f"models:/{model}@champion",
         "--env-manager",
         "local",
         "--host",

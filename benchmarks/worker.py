@@ -10,6 +10,7 @@ plus task figures such as the row count.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib
 import importlib.util
@@ -24,7 +25,7 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from benchmarks.measure import REPO_ROOT
-from pipelines.config import PipelineConfig, load_pipeline_config
+from pipelines.config import PipelineConfig, load_pipeline_config, load_project_config
 
 CONFIG_FILE = "configs/pipeline.yaml"
 PIPELINE_CONFIG = REPO_ROOT / CONFIG_FILE
@@ -154,50 +155,98 @@ def pandas_features(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def monitoring_windows(args: dict[str, Any]) -> dict[str, Any]:
-    """Prepare (not a measurement): a reference window and a 1 M-row current window with
-    amount inflation, from the features of `clean`. `score` stands in for the captured
-    fraud probability (monitoring reads scores, it does not compute them)."""
-    import pandas as pd
+    """Prepare (not a measurement): a reference window (a parquet sample of
+    `reference_rows`, as the `reference` stage writes it) and the last `rows` transactions
+    as the scoring service captures them (a JSON-lines prediction log with amounts
+    inflated 1.5x, plus a label log). `score`
+    stands in for the captured fraud probability (monitoring reads scores, it does not
+    compute them)."""
+    import duckdb
 
     from pipelines.features import build_features, feature_columns
+    from pipelines.io import sql_path
 
     cfg = _config()
+    model = load_project_config(REPO_ROOT / "configs/project.yaml").registered_model_name
     out = Path(args["dir"])
     build_features(Path(args["clean"]), out / "features.parquet", cfg.features, cfg.engine)
     names = feature_columns(cfg.features)
-    frame = pd.read_parquet(out / "features.parquet", columns=names)
-    frame["score"] = frame["tx_amount"] / (frame["tx_amount"] + frame[names[10]] + 1.0)
-    reference, current = frame.iloc[: len(frame) - args["rows"]], frame.iloc[-args["rows"] :].copy()
-    for column in [c for c in names if "amount" in c and "ratio" not in c]:
-        current[column] *= 1.5
-    current["score"] = current["tx_amount"] / (current["tx_amount"] + current[names[10]] + 1.0)
-    reference.to_parquet(out / "reference.parquet")
-    current.to_parquet(out / "current.parquet")
+    inflate = {n for n in names if "amount" in n and "ratio" not in n}
+    score = "tx_amount / (tx_amount + {} + 1.0)"
+    con = duckdb.connect()
+    features = sql_path(out / "features.parquet")
+    con.execute(f"""CREATE TABLE f AS SELECT *, row_number() OVER (ORDER BY tx_datetime,
+                    transaction_id) AS i FROM read_parquet('{features}')""")
+    total = int(con.execute("SELECT count(*) FROM f").fetchone()[0])  # type: ignore[index]
+    cut = total - int(args["rows"])
+    con.execute(f"""COPY (SELECT transaction_id, tx_datetime, {", ".join(names)}, tx_fraud,
+                    {score.format(names[10])} AS score FROM (SELECT * FROM f WHERE i <= {cut})
+                    USING SAMPLE reservoir({int(args["reference_rows"])} ROWS) REPEATABLE (0))
+                    TO '{sql_path(out / "reference.parquet")}' (FORMAT PARQUET)""")
+    feats = ", ".join(f"'{n}': {n} * {1.5 if n in inflate else 1.0}" for n in names)
+    capture = out / "capture"
+    (capture / "date=2026-01-01").mkdir(parents=True, exist_ok=True)
+    (capture / "labels" / "date=2026-01-01").mkdir(parents=True, exist_ok=True)
+    con.execute(f"""COPY (SELECT '2026-01-01T00:00:00+00:00' AS captured_at, transaction_id,
+                    strftime(tx_datetime, '%Y-%m-%dT%H:%M:%S') AS tx_datetime, customer_id,
+                    terminal_id, tx_amount * 1.5 AS tx_amount, {{{feats}}} AS features,
+                    {score.format(names[10])} AS fraud_probability, false AS is_fraud,
+                    '{model}' AS model_name, 1 AS model_version FROM f WHERE i > {cut})
+                    TO '{sql_path(capture / "date=2026-01-01" / "part-1.jsonl")}' (FORMAT JSON)""")
+    con.execute(f"""COPY (SELECT '2026-01-02T00:00:00+00:00' AS received_at, transaction_id,
+                    tx_fraud FROM f WHERE i > {cut})
+                    TO '{sql_path(capture / "labels" / "date=2026-01-01" / "part-1.jsonl")}'
+                    (FORMAT JSON)""")
+    window = con.execute(f"SELECT min(tx_datetime), max(tx_datetime) FROM f WHERE i > {cut}")
+    first, last = window.fetchone()  # type: ignore[misc]
+    (out / "window.json").write_text(
+        json.dumps({"start": str(first), "end": str(last + dt.timedelta(seconds=1))})
+    )
     with Timer() as timer:
         pass
-    return timer.result(rows=len(current))
+    return timer.result(rows=int(args["rows"]))
 
 
 def monitoring_drift(args: dict[str, Any]) -> dict[str, Any]:
-    """Time one monitoring report: read both windows, sample, Evidently drift, HTML + JSON."""
-    from monitoring.reports import drift
-    from monitoring.windows import read_sample
+    """Time one monitoring run: read the captured window (labels joined, sampled in DuckDB)
+    and the reference, Evidently drift and quality reports, HTML + JSON."""
+    import pandas as pd
+
+    from monitoring.reports import drift, quality
+    from monitoring.windows import read_window
     from pipelines.config import load_monitoring_config
     from pipelines.features import feature_columns
 
     names = feature_columns(_config().features)
     mon = load_monitoring_config(REPO_ROOT / "configs/monitoring.yaml")
     out = Path(args["dir"])
-    code = fingerprint("monitoring/reports.py", "monitoring/windows.py", "configs/monitoring.yaml")
-    columns = [*names, "score"]
+    bounds = json.loads((out / "window.json").read_text())
+    start, end = (dt.datetime.fromisoformat(bounds[k]) for k in ("start", "end"))
+    code = fingerprint(
+        "monitoring/reports.py",
+        "monitoring/windows.py",
+        "monitoring/labels.py",
+        "configs/monitoring.yaml",
+    )
     with Timer() as timer:
-        reference = read_sample(out / "reference.parquet", columns, mon.sample_rows, mon.seed)
-        current = read_sample(out / "current.parquet", columns, mon.sample_rows, mon.seed)
+        reference = pd.read_parquet(out / "reference.parquet")
+        window = read_window(out / "capture", names, start, end, mon.sample_rows, mon.seed)
         summary = drift(
-            reference, current, names, "score", mon.sample_rows, mon.seed, out=out / "report"
+            reference, window.sample, names, "score", mon.sample_rows, mon.seed, out / "report"
+        )
+        found = quality(
+            reference,
+            window.labelled,
+            "tx_fraud",
+            "score",
+            0.5,
+            out / "report",
+            mon.sample_rows,
+            mon.seed,
         )
     return timer.result(
-        rows=int(args["rows"]),
+        rows=window.rows,
+        labelled=found.labelled_rows,
         drift_share=summary.drift_share,
         prediction_drift=summary.prediction_drift,
         code=code,

@@ -10,12 +10,17 @@ counted, never dropped.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from pipelines.io import sql_path
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,39 @@ class LabelCounts:
     unknown: int
 
 
-def _label_sources(capture_dir: Path, files: list[Path]) -> str:
+MEMORY_LIMIT = "400MB"
+
+
+def prediction_source(capture_dir: Path, features: list[str] | None) -> str:
+    """A SQL relation of every captured prediction.
+
+    With the feature names given, the JSON is read with an explicit schema: no type
+    inference pass over the log, which is most of the cost on a million rows.
+    """
+    glob = sql_path(capture_dir / "date=*" / "*.jsonl")
+    if not list(capture_dir.glob("date=*/*.jsonl")):
+        return "(SELECT NULL::BIGINT AS transaction_id WHERE false)"
+    if features is None:
+        return f"read_json_auto('{glob}')"
+    struct = ", ".join(f'"{name}" DOUBLE' for name in features)
+    columns = {
+        "captured_at": "VARCHAR",  # ISO 8601 in UTC: sorts as it reads
+        "transaction_id": "BIGINT",
+        "tx_datetime": "TIMESTAMP",
+        "customer_id": "BIGINT",
+        "terminal_id": "BIGINT",
+        "tx_amount": "DOUBLE",
+        "features": f"STRUCT({struct})",
+        "fraud_probability": "DOUBLE",
+        "is_fraud": "BOOLEAN",
+        "model_version": "BIGINT",
+    }
+    spec = ", ".join(f"'{k}': '{v}'" for k, v in columns.items())
+    return f"read_json('{glob}', format='newline_delimited', columns={{{spec}}})"
+
+
+def label_sources(capture_dir: Path, files: list[Path]) -> str:
+    """A SQL query of every label received: the API's log and the batch files."""
     parts = []
     log_glob = capture_dir / "labels" / "date=*" / "*.jsonl"
     if list(capture_dir.glob("labels/date=*/*.jsonl")):
@@ -51,35 +88,74 @@ def _label_sources(capture_dir: Path, files: list[Path]) -> str:
     return " UNION ALL ".join(parts)
 
 
+def window_sql(start: dt.datetime | None, end: dt.datetime | None, unnest: bool = True) -> str:
+    """Captured predictions of [start, end) by transaction time (features as columns with
+    `unnest`). A transaction scored more than once (a replay) counts once: its latest
+    capture, found by an aggregate over two narrow columns rather than a sort of rows."""
+    where = []
+    if start is not None:
+        where.append(f"tx_datetime::TIMESTAMP >= TIMESTAMP '{start.isoformat(sep=' ')}'")
+    if end is not None:
+        where.append(f"tx_datetime::TIMESTAMP < TIMESTAMP '{end.isoformat(sep=' ')}'")
+    cond = f"WHERE {' AND '.join(where)}" if where else ""
+    columns = (
+        "* EXCLUDE (features, tx_datetime), tx_datetime::TIMESTAMP AS tx_datetime, UNNEST(features)"
+        if unnest
+        else "*"
+    )
+    return f"""SELECT {columns} FROM predictions SEMI JOIN
+               (SELECT transaction_id, max(captured_at) AS captured_at FROM predictions
+                {cond} GROUP BY transaction_id) USING (transaction_id, captured_at)"""
+
+
+def open_capture(
+    capture_dir: Path, label_files: list[Path] | None, features: list[str] | None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with tables `predictions` (every capture, read once), `labels`
+    (every label received) and `latest` (one label per transaction: the latest)."""
+    import duckdb
+
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})  # spills beyond it
+    con.execute(f"CREATE TEMP TABLE labels AS {label_sources(capture_dir, label_files or [])}")
+    con.execute("""CREATE TEMP TABLE latest AS SELECT transaction_id,
+                   arg_max(tx_fraud, received_at) AS tx_fraud FROM labels
+                   GROUP BY transaction_id""")
+    source = prediction_source(capture_dir, features)
+    con.execute(f"CREATE TEMP TABLE predictions AS SELECT * FROM {source}")
+    return con
+
+
+def unknown_and_counts(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, LabelCounts]:
+    """Labels of transactions never scored, and how all labels add up."""
+    unknown = con.execute("""SELECT * FROM latest WHERE transaction_id NOT IN
+                             (SELECT transaction_id FROM predictions)""").df()
+    received = con.execute("SELECT count(*) FROM labels").fetchone()
+    unique = con.execute("SELECT count(*) FROM latest").fetchone()
+    r, u = int(received[0]) if received else 0, int(unique[0]) if unique else 0
+    return unknown, LabelCounts(r, u, r - u, u - len(unknown), len(unknown))
+
+
 def join(
     capture_dir: Path,
     label_files: list[Path] | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    features: list[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, LabelCounts]:
-    """(predictions with `tx_fraud` where known, labels of unknown transactions, counts)."""
-    import duckdb
+    """(predictions with `tx_fraud` where known, labels of unknown transactions, counts).
 
-    predictions = capture_dir / "date=*" / "*.jsonl"
-    con = duckdb.connect()
+    With `start`/`end`, only predictions of transactions in [start, end) are returned (the
+    window), with their features as columns; unknown labels are always judged against
+    every captured prediction.
+    """
+    con = open_capture(capture_dir, label_files, features)
     try:
-        con.execute(f"CREATE TEMP TABLE labels AS {_label_sources(capture_dir, label_files or [])}")
-        con.execute("""CREATE TEMP TABLE latest AS SELECT transaction_id,
-                       arg_max(tx_fraud, received_at) AS tx_fraud FROM labels
-                       GROUP BY transaction_id""")
-        has_predictions = bool(list(capture_dir.glob("date=*/*.jsonl")))
-        pred_sql = (
-            f"SELECT * FROM read_json_auto('{sql_path(predictions)}')"
-            if has_predictions
-            else "SELECT NULL::BIGINT AS transaction_id WHERE false"
-        )
-        con.execute(f"CREATE TEMP TABLE predictions AS {pred_sql}")
-        joined = con.execute("""SELECT p.*, l.tx_fraud FROM predictions p
-                                LEFT JOIN latest l USING (transaction_id)""").df()
-        unknown = con.execute("""SELECT * FROM latest WHERE transaction_id NOT IN
-                                 (SELECT transaction_id FROM predictions)""").df()
-        received = con.execute("SELECT count(*) FROM labels").fetchone()
-        unique = con.execute("SELECT count(*) FROM latest").fetchone()
+        windowed = start is not None or end is not None
+        windowed = windowed and bool(list(capture_dir.glob("date=*/*.jsonl")))
+        window = window_sql(start, end) if windowed else "SELECT * FROM predictions"
+        joined = con.execute(f"""SELECT p.*, l.tx_fraud FROM ({window}) p
+                                 LEFT JOIN latest l USING (transaction_id)""").df()
+        unknown, counts = unknown_and_counts(con)
     finally:
         con.close()
-    r, u = int(received[0]) if received else 0, int(unique[0]) if unique else 0
-    counts = LabelCounts(r, u, r - u, u - len(unknown), len(unknown))
     return joined, unknown, counts

@@ -126,3 +126,95 @@ def drift(
         summary.prediction_drift,
     )
     return summary
+
+
+@dataclass(frozen=True)
+class QualitySummary:
+    """Classification quality on a window's labelled rows, at the model's threshold."""
+
+    labelled_rows: int
+    frauds: int
+    average_precision: float
+    recall: float
+    precision: float
+    threshold: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "labelled_rows": self.labelled_rows,
+            "frauds": self.frauds,
+            "average_precision": self.average_precision,
+            "recall_at_threshold": self.recall,
+            "precision_at_threshold": self.precision,
+            "threshold": self.threshold,
+        }
+
+
+def _rates(labels: pd.Series, scores: pd.Series, threshold: float) -> tuple[float, float, float]:
+    from sklearn.metrics import average_precision_score
+
+    flagged = scores >= threshold
+    hits = int((flagged & (labels == 1)).sum())
+    frauds, alerts = int(labels.sum()), int(flagged.sum())
+    ap = float(average_precision_score(labels, scores)) if frauds else float("nan")
+    return ap, hits / frauds if frauds else float("nan"), hits / alerts if alerts else 0.0
+
+
+def quality(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    target: str,
+    score: str,
+    threshold: float,
+    out: Path | None = None,
+    sample_rows: int = 50_000,
+    seed: int = 0,
+) -> QualitySummary:
+    """AP, recall and precision at `threshold` on every labelled row of `current`.
+
+    The HTML report (Evidently's classification quality, reference alongside) is drawn on
+    seeded samples of at most `sample_rows` rows, and only when the window has both
+    classes among its labels; the figures in quality.json use every labelled row.
+    """
+    labelled = current[current[target].notna()]
+    labels = labelled[target].astype(int)
+    ap, recall, precision = _rates(labels, labelled[score], threshold)
+    summary = QualitySummary(len(labelled), int(labels.sum()), ap, recall, precision, threshold)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "quality.json").write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
+        if labels.nunique() == 2:
+            _quality_html(
+                sample(reference, sample_rows, seed),
+                sample(labelled, sample_rows, seed),
+                target,
+                score,
+                threshold,
+                out / "quality.html",
+            )
+    return summary
+
+
+def _quality_html(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    target: str,
+    score: str,
+    threshold: float,
+    path: Path,
+) -> None:
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.presets import ClassificationQuality
+
+    definition = DataDefinition(
+        classification=[BinaryClassification(target=target, prediction_probas=score, pos_label=1)]
+    )
+
+    def dataset(frame: pd.DataFrame) -> Dataset:
+        data = pd.DataFrame({target: frame[target].astype(int), score: frame[score]})
+        return Dataset.from_pandas(data, data_definition=definition)
+
+    report = Report([ClassificationQuality(probas_threshold=threshold, pr_curve=True)])
+    report.run(current_data=dataset(current), reference_data=dataset(reference)).save_html(
+        str(path)
+    )

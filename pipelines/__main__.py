@@ -9,19 +9,19 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
 from pipelines import stages
+from pipelines.cli import add_set_option, exit_code
 from pipelines.config import (
     DEFAULT_PIPELINE_CONFIG,
     DEFAULT_PROJECT_CONFIG,
     DriftScenario,
     PipelineConfig,
+    load_monitoring_config,
     load_pipeline_config,
     load_project_config,
-    parse_override,
 )
-from pipelines.errors import ConfigError, FraudOpsError
 from pipelines.promote import promote, rollback
 from pipelines.register import describe, register
 from pipelines.tracking import configure
@@ -33,13 +33,6 @@ def actor() -> str:
 
 
 log = logging.getLogger("pipelines")
-
-
-def _override(text: str) -> tuple[str, Any]:
-    try:
-        return parse_override(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,15 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_PROJECT_CONFIG,
         help="project identity (default: %(default)s)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        type=_override,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. generate.n_days=30",
-    )
+    add_set_option(parser, "override a config value, e.g. generate.n_days=30")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
     gen = sub.add_parser("generate", help="simulate (or import) raw transactions")
     gen.add_argument("--period", choices=["history", "production"], default="history")
@@ -80,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("materialize", help="write the events that seed the online store")
     sub.add_parser("train", help="fit the configured estimator on the latest training block")
     sub.add_parser("evaluate", help="metrics, threshold, prequential folds, explanations")
+    sub.add_parser("reference", help="write the monitoring reference window (scored sample)")
     sub.add_parser("register", help="log to MLflow, register as challenger, gate, promote")
     promote = sub.add_parser("promote", help="make a version champion (manual approval)")
     promote.add_argument("--version", type=int, required=True)
@@ -108,6 +94,9 @@ def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
     if args.command in STAGES:
         STAGES[args.command](cfg)
         return
+    if args.command == "reference":
+        stages.reference(cfg, load_monitoring_config())
+        return
     project = load_project_config(args.project)
     name = project.registered_model_name
     if args.command == "register":
@@ -127,16 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = _parser().parse_args(argv)
-    try:
-        cfg = load_pipeline_config(args.config, dict(args.overrides))
-        _run(args, cfg)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except FraudOpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(lambda: _run(args, load_pipeline_config(args.config, dict(args.overrides))))
 
 
 if __name__ == "__main__":

@@ -49,14 +49,30 @@ class Paths(Strict):
     model_params: Path
     reports: Path
     metrics: Path
+    reference: Path
+    feedback: Path
+
+
+# `source.timestamp_format` values for numeric timestamps -> their pandas unit.
+EPOCH_UNITS: dict[str, Literal["s", "ms", "us"]] = {
+    "epoch_s": "s",
+    "epoch_ms": "ms",
+    "epoch_us": "us",
+}
+IdColumn = Literal["transaction_id", "customer_id", "terminal_id"]
 
 
 class Source(Strict):
-    """Where raw transactions come from: the simulator or the user's own file."""
+    """Where raw transactions come from: the simulator or the user's own file, and how the
+    file writes its values (each option's default leaves the values as they are)."""
 
     kind: Literal["simulator", "file"]
     path: Path | None = None
     column_map: dict[str, str] = Field(default_factory=dict)
+    # strftime format of text timestamps, or epoch_s | epoch_ms | epoch_us for numbers.
+    timestamp_format: str | None = Field(default=None, min_length=1)
+    amount_divisor: float = Field(default=1.0, gt=0)  # 100: amounts are integer cents
+    hashed_ids: list[IdColumn] = Field(default_factory=list)  # string ids -> stable int64
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> Source:
@@ -64,6 +80,14 @@ class Source(Strict):
             raise ValueError("source.path is required when source.kind is 'file'")
         if self.path is not None and self.path.suffix.lower() not in {".parquet", ".csv"}:
             raise ValueError(f"source.path must end in .parquet or .csv, got {self.path}")
+        fmt = self.timestamp_format
+        if fmt is not None and "%" not in fmt and fmt not in EPOCH_UNITS:
+            raise ValueError(
+                f"source.timestamp_format must be a strftime format (with %) or one of "
+                f"{', '.join(EPOCH_UNITS)}, got {fmt!r}"
+            )
+        if len(set(self.hashed_ids)) != len(self.hashed_ids):
+            raise ValueError("source.hashed_ids must not repeat a column")
         return self
 
 
@@ -132,11 +156,13 @@ class Validate(Strict):
 
 
 class Features(Strict):
-    """The baseline feature set: windows, label delay, night hours."""
+    """The baseline feature set: windows, label delay, night hours. Customer windows apply
+    to the `customer_id` column, terminal windows to `terminal_id` (`source.column_map` says
+    which of a file's columns those are); an empty list of windows turns that group off."""
 
     label_delay_days: int = Field(ge=0, le=365)
-    customer_windows_days: list[int] = Field(min_length=1)
-    terminal_windows_days: list[int] = Field(min_length=1)
+    customer_windows_days: list[int]
+    terminal_windows_days: list[int]
     night_max_hour: int = Field(ge=0, le=23)
 
     @model_validator(mode="after")
@@ -278,21 +304,34 @@ class Decisions(Strict):
         return self
 
 
+class Alerts(Strict):
+    """How WARN and RETRAIN are posted to the webhook (its URL comes from the environment)."""
+
+    retries: int = Field(ge=1, le=10)
+    timeout_s: float = Field(gt=0, le=60)
+
+
 class MonitoringConfig(Strict):
     """Every value of the monitoring loop (`configs/monitoring.yaml`)."""
 
     sample_rows: int = Field(ge=100)
     seed: int = Field(ge=0)
+    reports_dir: Path
+    window_days: int = Field(ge=1, le=366)
     decisions: Decisions
+    alerts: Alerts
+    retrain: bool
 
 
 DEFAULT_MONITORING_CONFIG = Path("configs/monitoring.yaml")
 
 
-def load_monitoring_config(path: Path = DEFAULT_MONITORING_CONFIG) -> MonitoringConfig:
-    """Load and validate the monitoring config."""
+def load_monitoring_config(
+    path: Path = DEFAULT_MONITORING_CONFIG, overrides: dict[str, Any] | None = None
+) -> MonitoringConfig:
+    """Load and validate the monitoring config, with dotted `overrides` applied first."""
     try:
-        return MonitoringConfig.model_validate(_read_yaml(path))
+        return MonitoringConfig.model_validate(apply_overrides(_read_yaml(path), overrides or {}))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc)) from None
 

@@ -19,3 +19,7 @@ class DataContractError(FraudOpsError):
 
 class QuarantineLimitError(DataContractError):
     """More rows were quarantined than the configured share allows."""
+
+
+class ServiceError(FraudOpsError):
+    """The scoring service answered a request with an error."""

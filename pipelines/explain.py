@@ -43,18 +43,21 @@ def importances(
     return table.sort_values("importance_mean", ascending=False).reset_index(drop=True)
 
 
-def slices(scored: pd.DataFrame, cfg: Evaluate, threshold: float) -> pd.DataFrame:
-    """Metrics per slice: amount band, night/day, weekend, customers with short history."""
+def slices(
+    scored: pd.DataFrame, cfg: Evaluate, threshold: float, history: str | None
+) -> pd.DataFrame:
+    """Metrics per slice: amount band, night/day, weekend, and customers with short history
+    (by the count column `history`, the longest customer window; no such slice when None)."""
     bands = [*cfg.amount_bands, np.inf]
     labels = [f"{lo:g}-{hi:g}" for lo, hi in itertools.pairwise(bands)]
     named = {
         "amount_band": pd.cut(scored[schema.TX_AMOUNT], bands, labels=labels, right=False),
         "night": scored["tx_during_night"].map({0: "day", 1: "night"}),
         "weekend": scored["tx_during_weekend"].map({0: "weekday", 1: "weekend"}),
-        "history": np.where(
-            scored["customer_id_nb_tx_30day_window"] <= cfg.short_history_max_tx, "short", "long"
-        ),
     }
+    if history is not None:
+        short = scored[history] <= cfg.short_history_max_tx
+        named["history"] = pd.Series(np.where(short, "short", "long"), index=scored.index)
     rows = []
     for dimension, values in named.items():
         for value, part in scored.groupby(np.asarray(values, dtype=object), sort=True):

@@ -47,6 +47,14 @@ def terminal_columns(cfg: Features) -> list[str]:
     ]
 
 
+def history_column(cfg: Features) -> str | None:
+    """The count of the longest customer window: how much history a customer has."""
+    w = max(cfg.customer_windows_days, default=None)
+    return None if w is None else f"customer_id_nb_tx_{w}day_window"
+
+
+# TEMPLATE: a new feature goes into `feature_columns`, `features_sql` and, for serving, into
+# serving/features.py's `feature_row`; the parity test checks that both paths agree.
 def feature_columns(cfg: Features) -> list[str]:
     """The model's input columns, in order: one definition for training and serving."""
     base = [schema.TX_AMOUNT, "tx_during_weekend", "tx_during_night"]
@@ -69,7 +77,8 @@ def features_sql(cfg: Features, source: str) -> str:
         customer.append(
             f"avg({exact}) OVER (c {_frame(w)}) AS customer_id_avg_amount_{w}day_window"
         )
-    spans = sorted({d, *(d + w for w in cfg.terminal_windows_days)})
+    tw = cfg.terminal_windows_days
+    spans = sorted({d, *(d + w for w in tw)}) if tw else []
     packed = [
         f"sum(1 + tx_fraud::BIGINT * {FRAUD_UNIT}) OVER (t {_frame(s)}) AS _t{s}" for s in spans
     ]
@@ -89,18 +98,20 @@ def features_sql(cfg: Features, source: str) -> str:
             f"AS terminal_id_risk_{w}day_window"
         )
     raw = ", ".join(schema.RAW_COLUMNS)
+    # Either window group may be configured empty (turned off): no dangling commas then.
+    windowed = "".join(f",\n    {c}" for c in [*customer, *packed])
+    exclude = f" EXCLUDE ({', '.join(f'_t{s}' for s in spans)})" if spans else ""
+    derived = "".join(f", {c}" for c in [*ratios, *terminal])
     return f"""
 WITH tx AS (SELECT {raw}, epoch_us(tx_datetime) AS ts FROM {source}),
 windows AS (
   SELECT {raw},
     CAST(isodow(tx_datetime) >= 6 AS INTEGER) AS tx_during_weekend,
-    CAST(hour(tx_datetime) <= {cfg.night_max_hour} AS INTEGER) AS tx_during_night,
-    {", ".join(customer)},
-    {", ".join(packed)}
+    CAST(hour(tx_datetime) <= {cfg.night_max_hour} AS INTEGER) AS tx_during_night{windowed}
   FROM tx
   WINDOW c AS (PARTITION BY customer_id ORDER BY ts), t AS (PARTITION BY terminal_id ORDER BY ts)
 )
-SELECT * EXCLUDE ({", ".join(f"_t{s}" for s in spans)}), {", ".join(ratios)}, {", ".join(terminal)}
+SELECT *{exclude}{derived}
 FROM windows
 ORDER BY transaction_id
 """

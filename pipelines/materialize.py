@@ -33,10 +33,9 @@ class Materialized:
 
 
 def reach_days(cfg: Features) -> int:
-    """How many days back any window of a transaction reaches."""
-    return max(
-        max(cfg.customer_windows_days), cfg.label_delay_days + max(cfg.terminal_windows_days)
-    )
+    """How many days back any window of a transaction reaches (0: no windows configured)."""
+    terminal = [cfg.label_delay_days + w for w in cfg.terminal_windows_days]
+    return max([*cfg.customer_windows_days, *terminal], default=0)
 
 
 def materialize(

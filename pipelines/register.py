@@ -72,7 +72,7 @@ def _log_new_version(
         _flatten(cfg.model_dump(mode="json", by_alias=True)),
         _run_metrics(summary),
         {**lineage, "estimator": cfg.train.estimator},
-        [cfg.paths.reports, cfg.paths.metrics],
+        [cfg.paths.reports, cfg.paths.metrics, cfg.paths.reference],
     )
     features = feature_columns(cfg.features)
     metadata = {

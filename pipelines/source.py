@@ -1,23 +1,41 @@
-"""Bring your own data: read a configured parquet or CSV file and map it onto the contract."""
+"""Bring your own data: read a configured parquet or CSV file and map it onto the contract.
+
+Everything about the shape of the user's file is configuration (`source:` in
+`configs/pipeline.yaml`): column names (`column_map`), text or epoch timestamps
+(`timestamp_format`), amounts in minor units (`amount_divisor`) and string identifiers
+(`hashed_ids`). String ids become `stable_id(text)`: the first 8 bytes of BLAKE2b over the
+UTF-8 text, big-endian, shifted right by one bit, so a non-negative int64 that is the same on
+every machine and in every language. The scoring API takes the contract's integer ids: a
+caller with string ids sends `stable_id` of them (see README, "Start your own project").
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import pandas as pd
 
 from pipelines import schema
-from pipelines.config import Source
+from pipelines.config import EPOCH_UNITS, Source
 from pipelines.errors import DataContractError
 from pipelines.io import read_table
 
 log = logging.getLogger(__name__)
 
 
-def load_source(source: Source) -> pd.DataFrame:
-    """Read the user's file, rename columns by `column_map`, and keep the contract's columns.
+def stable_id(text: str) -> int:
+    """A string identifier as a stable non-negative int64 (BLAKE2b-64, top bit cleared)."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
-    Types are not coerced here: the `validate` stage quarantines rows that break them.
+
+def load_source(source: Source) -> pd.DataFrame:
+    """Read the user's file, rename columns by `column_map`, convert values as configured,
+    and keep the contract's columns.
+
+    Types are not coerced beyond the configured conversions: the `validate` stage quarantines
+    rows that break them (a value that fails a conversion becomes null, so it is quarantined).
     """
     assert source.path is not None  # guaranteed by the config model for kind 'file'
     df = read_table(source.path).rename(columns=source.column_map)
@@ -29,5 +47,38 @@ def load_source(source: Source) -> pd.DataFrame:
         )
     if schema.TX_FRAUD_SCENARIO not in df.columns:
         df[schema.TX_FRAUD_SCENARIO] = 0
+    df = convert(df[list(schema.RAW_COLUMNS)], source)
     log.info("read %d rows from %s", len(df), source.path)
-    return df[list(schema.RAW_COLUMNS)]
+    return df
+
+
+def convert(df: pd.DataFrame, source: Source) -> pd.DataFrame:
+    """Apply the configured conversions (timestamps, amount unit, string ids) to `df`."""
+    df = df.copy()
+    if source.timestamp_format is not None:
+        df[schema.TX_DATETIME] = _timestamps(df[schema.TX_DATETIME], source.timestamp_format)
+    if source.amount_divisor != 1:
+        df[schema.TX_AMOUNT] = _numbers(df[schema.TX_AMOUNT]) / source.amount_divisor
+    for column in source.hashed_ids:
+        values = df[column]
+        df[column] = pd.array(
+            [None if pd.isna(v) else stable_id(str(v)) for v in values], dtype="Int64"
+        )
+    return df
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    numbers: pd.Series = pd.to_numeric(values, errors="coerce")
+    return numbers
+
+
+def _timestamps(values: pd.Series, fmt: str) -> pd.Series:
+    """Parse text (strftime `fmt`) or epoch numbers; what does not parse becomes NaT."""
+    if fmt in EPOCH_UNITS:
+        parsed = pd.to_datetime(_numbers(values), unit=EPOCH_UNITS[fmt], errors="coerce")
+    else:
+        parsed = pd.to_datetime(values.astype("string"), format=fmt, errors="coerce")
+    failed = int(parsed.isna().sum() - values.isna().sum())
+    if failed:
+        log.warning("%d timestamp(s) do not match source.timestamp_format %r", failed, fmt)
+    return parsed

@@ -14,14 +14,22 @@ from pathlib import Path
 import joblib
 import pandas as pd
 
-from pipelines import explain, plots
+from pipelines import explain, plots, schema
 from pipelines import generate as simulator
 from pipelines import train as protocol
-from pipelines.config import DriftScenario, PipelineConfig, load_project_config
+from pipelines.config import (
+    DriftScenario,
+    MonitoringConfig,
+    PipelineConfig,
+    load_project_config,
+)
 from pipelines.evaluate import evaluate as evaluate_model
-from pipelines.features import build_features, feature_columns
+from pipelines.features import build_features, feature_columns, history_column
 from pipelines.io import read_table, remove_outputs, write_json, write_parquet
 from pipelines.materialize import materialize as materialize_events
+from pipelines.reference import FRAME as REFERENCE_FRAME
+from pipelines.reference import META as REFERENCE_META
+from pipelines.reference import build_reference, file_md5, meta_dict
 from pipelines.source import load_source
 from pipelines.validate import enforce_limit, validate_transactions
 
@@ -35,6 +43,12 @@ def generate(cfg: PipelineConfig) -> Path:
         df = load_source(cfg.source)
     else:
         df = simulator.simulate_history(cfg.generate)
+    feedback = sorted(cfg.paths.feedback.glob("*.parquet")) if cfg.paths.feedback.is_dir() else []
+    if feedback:
+        fed = pd.concat([read_table(p) for p in feedback], ignore_index=True)
+        fed = fed[~fed[schema.TRANSACTION_ID].isin(df[schema.TRANSACTION_ID])]  # history wins
+        df = pd.concat([df, fed[df.columns]], ignore_index=True)
+        log.info("generate: + %d labelled production rows from %s", len(fed), cfg.paths.feedback)
     write_parquet(df, out)
     log.info("generate: %d rows -> %s", len(df), out)
     return out
@@ -135,13 +149,38 @@ def evaluate(cfg: PipelineConfig) -> Path:
     importances = explain.importances(
         model, result.scored, features, cfg.evaluate, cfg.train.random_state
     )
-    slices = explain.slices(result.scored, cfg.evaluate, result.threshold)
+    slices = explain.slices(
+        result.scored, cfg.evaluate, result.threshold, history_column(cfg.features)
+    )
     out.mkdir(parents=True, exist_ok=True)
     importances.to_csv(out / "importances.csv", index=False)
     slices.to_csv(out / "slices.csv", index=False)
     _curve_points(result.scored).to_csv(out / "scores.csv", index=False)
     plots.write_all(result.scored, importances, slices, out)
     write_json(result.summary(), cfg.paths.metrics / "evaluate.json")
+    return out
+
+
+def reference(cfg: PipelineConfig, monitoring: MonitoringConfig) -> Path:
+    """Write the monitoring reference window: a sample of the test block, scored."""
+    out = cfg.paths.reference
+    model = joblib.load(cfg.paths.model)
+    fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
+    block = protocol.test_block(protocol.load_folds(cfg.paths.features, [fold]), fold)
+    threshold = float(json.loads((cfg.paths.metrics / "evaluate.json").read_text())["threshold"])
+    frame, meta = build_reference(
+        model,
+        block,
+        feature_columns(cfg.features),
+        fold,
+        threshold,
+        monitoring.sample_rows,
+        monitoring.seed,
+        file_md5(cfg.paths.model),
+    )
+    write_parquet(frame, out / REFERENCE_FRAME)
+    write_json(meta_dict(meta), out / REFERENCE_META)
+    log.info("reference: %d of %d test-block rows -> %s", meta.rows, meta.block_rows, out)
     return out
 
 

@@ -112,11 +112,12 @@ def log_run(
     metrics: dict[str, float],
     tags: dict[str, str],
     artifacts: list[Path],
+    what: str = "logging the training run",
 ) -> str:
     """Create a finished run with params, metrics, tags and artifact files; return its id."""
     import mlflow
 
-    with errors("logging the training run"), mlflow.start_run(experiment_id=experiment_id) as run:
+    with errors(what), mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
         mlflow.log_metrics(metrics)
         mlflow.set_tags(tags)
@@ -196,6 +197,19 @@ def alias_version(name: str, alias: str) -> int | None:
         if getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
             return None
         raise TrackingError(f"MLflow at {tracking_uri()}: reading alias {alias!r}: {exc}") from None
+
+
+def download_artifacts(name: str, version: int, artifact_path: str, dst: Path) -> Path:
+    """Download `artifact_path` of the run that produced a model version into `dst`."""
+    import mlflow
+
+    run_id = get_version(name, version).run_id
+    dst.mkdir(parents=True, exist_ok=True)
+    with errors(f"downloading {artifact_path} of {name} version {version}"):
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)
+        )
+    return Path(local)
 
 
 def set_alias(name: str, alias: str, version: int) -> None:

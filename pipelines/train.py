@@ -87,6 +87,11 @@ def training_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     return rows
 
 
+def test_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
+    """Every transaction of the fold's test block (what a service would have scored)."""
+    return frame[_between(frame, fold.test_start, fold.test_end)]
+
+
 def scoring_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     """The test block without cards already known to be compromised on each test day.
 
@@ -95,7 +100,7 @@ def scoring_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     """
     since = frame[_between(frame, fold.train_start, fold.test_end) & (frame[schema.TX_FRAUD] == 1)]
     first_fraud = since.groupby(schema.CUSTOMER_ID)[DAY].min()
-    test = frame[_between(frame, fold.test_start, fold.test_end)]
+    test = test_block(frame, fold)
     known_from = test[schema.CUSTOMER_ID].map(first_fraud) + pd.Timedelta(days=fold.delay_days)
     known = known_from.notna() & (known_from < test[DAY])
     return test[~known.to_numpy()]

@@ -28,9 +28,10 @@ def epoch_us(when: dt.datetime) -> int:
 def spans(cfg: Features) -> Spans:
     """How far back the store must read for these feature definitions."""
     d = cfg.label_delay_days
+    # A group configured without windows reads nothing (an empty span).
     return Spans(
-        customer_us=max(cfg.customer_windows_days) * DAY_US,
-        terminal_from_us=(d + max(cfg.terminal_windows_days)) * DAY_US,
+        customer_us=max(cfg.customer_windows_days, default=0) * DAY_US,
+        terminal_from_us=(d + max(cfg.terminal_windows_days, default=0)) * DAY_US,
         terminal_to_us=d * DAY_US if d > 0 else 1,
     )
 

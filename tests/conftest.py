@@ -12,9 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.config import PipelineConfig, apply_overrides, load_pipeline_config
+from pipelines.config import (
+    PipelineConfig,
+    apply_overrides,
+    load_pipeline_config,
+    load_project_config,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The project's registered model: tests follow configs/project.yaml, so a renamed project
+# (`make init`, Copier) passes its own tests.
+MODEL_NAME = load_project_config(REPO_ROOT / "configs/project.yaml").registered_model_name
 
 # Small enough for seconds, large enough that every fraud scenario occurs.
 TINY: dict[str, Any] = {
@@ -74,7 +82,8 @@ def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
     skip = ("data/", "metrics/", "models/", "reports/", "docs/", "benchmarks/")
     for name in files.splitlines():
         src = REPO_ROOT / name
-        if src.is_file() and not name.startswith(skip) and name != "dvc.lock":
+        keep = name.endswith(".gitkeep") or not name.startswith(skip)
+        if src.is_file() and keep and name != "dvc.lock":
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, root / name)
     config = root / "configs/pipeline.yaml"
@@ -84,6 +93,25 @@ def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
     run(root, "git", "add", "-A")
     run(root, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init")
     return root
+
+
+def set_config(root: Path, overrides: dict[str, Any]) -> None:
+    """Set dotted keys in `root`'s configs/pipeline.yaml as a user would: comments kept."""
+    from pipelines.versioning import apply_params
+
+    path = root / "configs/pipeline.yaml"
+    apply_overrides(yaml.safe_load(path.read_text()), overrides)  # unknown keys fail here
+    apply_params(path, overrides)
+
+
+def flow_env(tmp: Path) -> dict[str, str]:
+    """Environment of a lifecycle run: local stores, its own Prefect home, time to start."""
+    return {
+        "MLFLOW_TRACKING_URI": "",
+        "PREFECT_HOME": str(tmp / "prefect-home"),
+        # The ephemeral Prefect API takes longer than its default 20 s on a busy CI machine.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    }
 
 
 # Tiny data has few cards a day, so card precision@100 is small by construction.

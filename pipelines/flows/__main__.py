@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from pipelines import tracking
-from pipelines.config import parse_override
+from pipelines.cli import add_set_option
 from pipelines.flows.training import lifecycle_flow, training_flow
 
 
@@ -45,17 +45,10 @@ def main() -> int:
     """Run the chosen flow and print its summary."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.flows")
     parser.add_argument("flow", choices=["lifecycle", "training"], nargs="?", default="lifecycle")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a params value (written to the file)",
-    )
+    add_set_option(parser, "override a params value (written to the file)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    overrides = dict(parse_override(o) for o in args.overrides)
+    overrides = dict(args.overrides)
     chosen = lifecycle_flow if args.flow == "lifecycle" else training_flow
     result = chosen(overrides=overrides or None)
     print(summary(result))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from pipelines import schema, stages
-from pipelines.errors import DataContractError
+from pipelines.config import Source
+from pipelines.errors import ConfigError, DataContractError
 from pipelines.generate import simulate_history
 from pipelines.io import read_table
+from pipelines.source import convert, load_source, stable_id
 from tests.conftest import tiny_config
 
 THEIR_NAMES = {
@@ -49,3 +54,74 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
     with pytest.raises(DataContractError, match=r"missing required column.*terminal_id"):
         stages.generate(cfg)
     assert not cfg.paths.raw.exists()
+
+
+def test_conversions_give_the_contract_values(tmp_path: Path) -> None:
+    ours = simulate_history(tiny_config(tmp_path).generate).head(500)
+    theirs = pd.DataFrame(
+        {
+            "id": ours[schema.TRANSACTION_ID].map(lambda i: f"X{i}"),
+            "when": ours[schema.TX_DATETIME].dt.strftime("%d/%m/%Y %H:%M:%S"),
+            "card": ours[schema.CUSTOMER_ID].map(lambda i: f"C{i:06d}"),
+            "shop": ours[schema.TERMINAL_ID],
+            "cents": (ours[schema.TX_AMOUNT] * 100).round().astype("int64"),
+            "label": ours[schema.TX_FRAUD],
+        }
+    )
+    source = Source(
+        kind="file",
+        path=tmp_path / "theirs.csv",
+        column_map=dict(zip(theirs.columns, schema.REQUIRED_COLUMNS, strict=True)),
+        timestamp_format="%d/%m/%Y %H:%M:%S",
+        amount_divisor=100,
+        hashed_ids=["transaction_id", "customer_id"],
+    )
+    theirs.to_csv(tmp_path / "theirs.csv", index=False)
+    got = load_source(source)
+    assert (got[schema.TX_DATETIME] == ours[schema.TX_DATETIME].dt.floor("s")).all()
+    np.testing.assert_array_equal(got[schema.TX_AMOUNT], ours[schema.TX_AMOUNT])
+    assert got[schema.CUSTOMER_ID].iloc[0] == stable_id(theirs["card"].iloc[0])
+    assert got[schema.TRANSACTION_ID].is_unique
+    assert (got[schema.TERMINAL_ID] == ours[schema.TERMINAL_ID]).all()
+
+
+def test_stable_id_is_a_fixed_non_negative_int64() -> None:
+    # Fixed values: another implementation (a gateway in front of serving) must agree.
+    assert stable_id("C000123") == 6506699624341775082
+    assert stable_id("T0456") == 482593214495642734
+    assert 0 <= stable_id("") < 2**63
+
+
+@pytest.mark.parametrize("unit", ["epoch_s", "epoch_ms"])
+def test_epoch_timestamps_and_bad_values_become_null(tmp_path: Path, unit: str) -> None:
+    scale = 1 if unit == "epoch_s" else 1000
+    raw = pd.DataFrame(
+        {
+            "transaction_id": [1, 2],
+            "tx_datetime": [1_522_540_800 * scale, "soon"],
+            "customer_id": [1, 2],
+            "terminal_id": [1, 2],
+            "tx_amount": [150, "n/a"],
+            "tx_fraud": [0, 1],
+        }
+    )
+    source = Source(kind="file", path=tmp_path / "x.csv", timestamp_format=unit, amount_divisor=100)
+    got = convert(raw.assign(tx_fraud_scenario=0), source)
+    assert got[schema.TX_DATETIME].iloc[0] == pd.Timestamp("2018-04-01")
+    assert got[schema.TX_AMOUNT].iloc[0] == 1.5
+    assert got[schema.TX_DATETIME].isna().iloc[1]
+    assert got[schema.TX_AMOUNT].isna().iloc[1]
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"timestamp_format": "dd/mm/yyyy"}, "strftime format"),
+        ({"amount_divisor": 0}, "amount_divisor"),
+        ({"hashed_ids": ["customer_id", "customer_id"]}, "must not repeat"),
+        ({"hashed_ids": ["tx_amount"]}, "hashed_ids"),
+    ],
+)
+def test_bad_source_options_are_named(tmp_path: Path, update: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(tmp_path, **{f"source.{k}": v for k, v in update.items()})

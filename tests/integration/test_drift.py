@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sklearn.metrics import average_precision_score
 
-from monitoring.decisions import decide
-from monitoring.reports import drift
+from monitoring.decisions import Quality, decide
+from monitoring.reports import drift, quality
 from pipelines.config import PipelineConfig, load_monitoring_config, load_pipeline_config
 from pipelines.features import build_features, feature_columns
 from pipelines.generate import simulate_history, simulate_production
@@ -56,11 +57,20 @@ def _windows(
 
 
 @pytest.mark.parametrize(
-    ("scenario", "verdict"),
-    [("none", "OK"), ("amount_inflation", "RETRAIN"), ("new_terminals", "WARN")],
+    ("scenario", "on_drift", "with_labels"),
+    [
+        ("none", "OK", "OK"),  # the false-alarm check
+        ("amount_inflation", "RETRAIN", "RETRAIN"),
+        ("new_terminals", "WARN", "RETRAIN"),
+        ("new_fraud_pattern", "OK", "RETRAIN"),  # invisible to drift; labels reveal it
+    ],
 )
 def test_drift_scenarios(
-    world: tuple[PipelineConfig, pd.DataFrame], tmp_path: Path, scenario: str, verdict: str
+    world: tuple[PipelineConfig, pd.DataFrame],
+    tmp_path: Path,
+    scenario: str,
+    on_drift: str,
+    with_labels: str,
 ) -> None:
     cfg, history = world
     mon = load_monitoring_config(REPO_ROOT / "configs/monitoring.yaml")
@@ -74,7 +84,16 @@ def test_drift_scenarios(
         mon.seed,
         out=tmp_path / "report",
     )
-    decision = decide(summary.drift_share, summary.prediction_drift, None, None, mon.decisions)
-    assert decision.verdict == verdict, (summary.as_dict()["drifted"], decision.reasons)
+    alone = decide(summary.drift_share, summary.prediction_drift, None, None, mon.decisions)
+    assert alone.verdict == on_drift, (summary.as_dict()["drifted"], alone.reasons)
+    found = quality(ref, cur, "tx_fraud", "score", 0.5, out=tmp_path / "report")
+    reference_ap = float(average_precision_score(ref["tx_fraud"], ref["score"]))
+    judged = Quality(found.labelled_rows, found.average_precision)
+    decision = decide(
+        summary.drift_share, summary.prediction_drift, judged, reference_ap, mon.decisions
+    )
+    assert decision.verdict == with_labels, (summary.as_dict()["drifted"], decision.reasons)
+    assert found.labelled_rows == len(cur)
     assert (tmp_path / "report/drift.html").stat().st_size > 10_000
     assert (tmp_path / "report/drift.json").exists()
+    assert (tmp_path / "report/quality.html").stat().st_size > 10_000

@@ -20,6 +20,7 @@ from pipelines.materialize import materialize
 from serving.main import create_app
 from serving.schemas import Transaction
 from serving.settings import Settings
+from tests.conftest import MODEL_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,14 @@ pytestmark = pytest.mark.integration
 def test_replayed_day_matches_offline_features_and_scores(
     serving_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
+    assert_last_day_replays_like_offline(serving_settings, tmp_path)
+
+
+def assert_last_day_replays_like_offline(
+    serving_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Replay the last day of the project in the working directory through /v1/score and
+    compare features (1e-9) and scores with the offline path, whatever `features:` says."""
     cfg = load_pipeline_config()
     offline = pd.read_parquet(cfg.paths.features)
     day = offline[schema.TX_DATETIME].max().normalize()
@@ -59,7 +68,7 @@ def test_replayed_day_matches_offline_features_and_scores(
         np.testing.assert_allclose(
             online.loc[expected.index, name], expected[name], rtol=0, atol=1e-9, err_msg=name
         )
-    model, _ = tracking.load_model("fraud-detector", 1)
+    model, _ = tracking.load_model(MODEL_NAME, 1)
     offline_scores = model.predict_proba(expected)[:, 1]
     np.testing.assert_allclose(
         [served[t] for t in expected.index], offline_scores, rtol=0, atol=1e-9

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from serving.main import create_app
 from serving.settings import Settings
+from tests.conftest import MODEL_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def test_model_ready_health(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json()["model_version"] == 1
     info = client.get("/v1/model").json()
-    assert info["name"] == "fraud-detector"
+    assert info["name"] == MODEL_NAME
     assert info["alias"] == "champion"
     assert 0 < info["threshold"] < 1
     assert len(info["data_version"]) == 32
@@ -187,7 +188,7 @@ def test_metrics_expose_requests_latency_scores_and_version(client: TestClient) 
     assert 'fraudops_requests_total{route="/v1/score",status="422"} 1.0' in text
     assert 'fraudops_request_seconds_bucket{le="0.5",route="/v1/score",status="200"}' in text
     assert "fraudops_fraud_probability_count 1.0" in text
-    assert 'fraudops_model_version{alias="champion",name="fraud-detector"} 1.0' in text
+    assert f'fraudops_model_version{{alias="champion",name="{MODEL_NAME}"}} 1.0' in text
     assert "fraudops_capture_dropped_total 0.0" in text
 
 

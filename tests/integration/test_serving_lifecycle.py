@@ -21,6 +21,7 @@ from pipelines import tracking
 from pipelines.promote import promote
 from serving.main import create_app
 from serving.settings import Settings
+from tests.conftest import MODEL_NAME
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -56,8 +57,8 @@ def test_reload_needs_the_token(serving_settings: Callable[..., Settings]) -> No
 
 def test_hot_swap_under_load_fails_no_request(serving_settings: Callable[..., Settings]) -> None:
     tracking.connect()
-    source = tracking.get_version("fraud-detector", 1)
-    new = tracking.register(f"runs:/{source.run_id}/model", "fraud-detector", {})
+    source = tracking.get_version(MODEL_NAME, 1)
+    new = tracking.register(f"runs:/{source.run_id}/model", MODEL_NAME, {})
     with TestClient(create_app(serving_settings(environ=TOKEN))) as client:
         versions: list[int] = []
         failures: list[int] = []
@@ -80,7 +81,7 @@ def test_hot_swap_under_load_fails_no_request(serving_settings: Callable[..., Se
         for t in threads:
             t.start()
         time.sleep(0.5)
-        promote("fraud-detector", new.version, "swap test", "tester")
+        promote(MODEL_NAME, new.version, "swap test", "tester")
         reload = client.post("/admin/reload", headers=AUTH).json()
         time.sleep(0.5)
         stop.set()
@@ -94,7 +95,7 @@ def test_hot_swap_under_load_fails_no_request(serving_settings: Callable[..., Se
         assert client.get("/v1/model").json()["version"] == new.version
     from pipelines.promote import rollback
 
-    rollback("fraud-detector", "back after swap test", "tester")
+    rollback(MODEL_NAME, "back after swap test", "tester")
 
 
 def test_failed_load_keeps_the_old_model(
@@ -193,12 +194,12 @@ def test_the_service_follows_the_alias_by_polling(
     serving_settings: Callable[..., Settings],
 ) -> None:
     tracking.connect()
-    source = tracking.get_version("fraud-detector", 1)
-    new = tracking.register(f"runs:/{source.run_id}/model", "fraud-detector", {})
+    source = tracking.get_version(MODEL_NAME, 1)
+    new = tracking.register(f"runs:/{source.run_id}/model", MODEL_NAME, {})
     try:
         with TestClient(create_app(serving_settings(**{"model.poll_interval_s": 0.2}))) as client:
             assert client.get("/v1/model").json()["version"] == 1
-            promote("fraud-detector", new.version, "poll test", "tester")
+            promote(MODEL_NAME, new.version, "poll test", "tester")
             deadline = time.monotonic() + 10
             while client.get("/v1/model").json()["version"] != new.version:
                 assert time.monotonic() < deadline, "the poller never picked up the new champion"
@@ -207,7 +208,7 @@ def test_the_service_follows_the_alias_by_polling(
     finally:
         from pipelines.promote import rollback
 
-        rollback("fraud-detector", "back after poll test", "tester")
+        rollback(MODEL_NAME, "back after poll test", "tester")
 
 
 def test_metrics_add_up_across_worker_processes(registered_project: Path, tmp_path: Path) -> None:

@@ -19,11 +19,11 @@ import pytest
 from pipelines import tracking
 from pipelines.errors import FraudOpsError
 from pipelines.promote import CHALLENGER, CHAMPION, RegistryError, promote, rollback
-from tests.conftest import TINY, TINY_FLOORS, copy_project
+from tests.conftest import MODEL_NAME, TINY, TINY_FLOORS, copy_project
 
 pytestmark = pytest.mark.integration
 
-NAME = "fraud-detector"
+NAME = MODEL_NAME
 WEAK = {
     "train.hist_gradient_boosting.max_iter": 1,
     "train.hist_gradient_boosting.max_leaf_nodes": 2,

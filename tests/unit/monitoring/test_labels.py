@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -60,3 +61,30 @@ def test_no_labels_yet(tmp_path: Path) -> None:
     assert counts.received == 0
     assert joined["tx_fraud"].isna().all()
     assert unknown.empty
+
+
+def test_a_window_by_transaction_time_with_features_as_columns(tmp_path: Path) -> None:
+    capture = tmp_path / "capture"
+    _jsonl(
+        capture / "date=2026-11-01/part-1.jsonl",
+        [
+            {
+                "captured_at": f"2026-11-01T00:00:0{i}+00:00",
+                "transaction_id": i % 3,  # 0 and 1 are scored twice: the latest counts
+                "tx_datetime": f"2018-06-0{1 + i % 3}T12:00:00",
+                "features": {"f1": float(i), "f2": 2.0 * i},
+                "fraud_probability": i / 10,
+                "model_version": 1 + i // 3,
+            }
+            for i in range(5)
+        ],
+    )
+    window, _, _ = join(
+        capture, start=dt.datetime(2018, 6, 1), end=dt.datetime(2018, 6, 3)
+    )  # [June 1, June 3): transactions 0 and 1, not 2
+    assert sorted(window["transaction_id"]) == [0, 1]
+    assert {"f1", "f2", "tx_fraud"} <= set(window.columns)
+    assert "features" not in window.columns
+    latest = window.set_index("transaction_id")
+    assert list(latest.loc[[0, 1], "f1"]) == [3.0, 4.0]
+    assert list(latest.loc[[0, 1], "model_version"]) == [2, 2]

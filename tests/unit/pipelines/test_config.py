@@ -8,18 +8,19 @@ import pytest
 import yaml
 
 from pipelines.config import (
+    MonitoringConfig,
     PipelineConfig,
     load_pipeline_config,
     load_project_config,
 )
 from pipelines.errors import ConfigError
-from tests.conftest import REPO_ROOT
+from tests.conftest import MODEL_NAME, REPO_ROOT
 
 
 def test_every_config_file_validates() -> None:
     assert load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml").features.label_delay_days == 7
     project = load_project_config(REPO_ROOT / "configs/project.yaml")
-    assert project.registered_model_name == "fraud-detector"
+    assert project.registered_model_name == MODEL_NAME
 
 
 def test_serving_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,7 +29,7 @@ def test_serving_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO_ROOT)
     settings = load_settings(environ={})
     assert settings.model.alias == "champion"
-    assert settings.model_name == "fraud-detector"
+    assert settings.model_name == MODEL_NAME
     with pytest.raises(ConfigError, match=r"server\.port"):
         load_settings(environ={"FRAUDOPS_SERVING_SERVER__PORT": "99999"})
     with pytest.raises(ConfigError, match="FRAUDOPS_REDIS_URL"):
@@ -47,21 +48,27 @@ def test_no_config_file_is_left_unvalidated() -> None:
     assert {p.name for p in (REPO_ROOT / "configs").glob("*.yaml")} <= validated
 
 
-def _dvc_param_keys() -> list[str]:
+MODELS: dict[str, type] = {
+    "configs/pipeline.yaml": PipelineConfig,
+    "configs/monitoring.yaml": MonitoringConfig,
+}
+
+
+def _dvc_param_keys() -> list[tuple[str, str]]:
     dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
     keys = []
     for stage in dvc["stages"].values():
         for entry in stage.get("params", []):
-            assert isinstance(entry, dict), "params must name configs/pipeline.yaml explicitly"
+            assert isinstance(entry, dict), "params must name their config file explicitly"
             for file, names in entry.items():
-                assert file == "configs/pipeline.yaml"
-                keys.extend(names)
+                assert file in MODELS, f"dvc.yaml reads params from {file}, which has no model"
+                keys.extend((file, name) for name in names)
     return keys
 
 
-@pytest.mark.parametrize("key", _dvc_param_keys())
-def test_dvc_params_exist_in_the_model(key: str) -> None:
-    node: type = PipelineConfig
+@pytest.mark.parametrize(("file", "key"), _dvc_param_keys())
+def test_dvc_params_exist_in_the_model(file: str, key: str) -> None:
+    node: type = MODELS[file]
     for part in key.split("."):
         fields = {f.alias or name: f for name, f in node.model_fields.items()}  # type: ignore[attr-defined]
         assert part in fields, f"dvc.yaml param {key!r}: {part!r} is not in the config model"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,12 @@ import pytest
 
 from pipelines import schema, stages
 from pipelines.config import Features, PipelineConfig
-from pipelines.features import build_features, feature_columns
+from pipelines.features import DAY_US, build_features, feature_columns
 from pipelines.generate import simulate_history
 from pipelines.io import read_table, write_parquet
+from pipelines.materialize import reach_days
+from serving.features import epoch_us, feature_row, spans
+from serving.store import History
 from tests.pandas_features import build_features as oracle
 
 
@@ -150,3 +154,27 @@ def test_other_delays_match_the_oracle(tiny: PipelineConfig, tmp_path: Path, del
     ours = _duckdb(tmp_path, df, f)
     theirs = oracle(df, delay, f.customer_windows_days, f.terminal_windows_days)
     _assert_equal(ours, theirs, feature_columns(f))
+
+
+@pytest.mark.parametrize(
+    ("customer", "terminal"), [([1, 7], []), ([], [7, 14]), ([], [])], ids=["c", "t", "none"]
+)
+def test_a_group_can_be_turned_off_offline_and_online(
+    tiny: PipelineConfig, tmp_path: Path, customer: list[int], terminal: list[int]
+) -> None:
+    f = tiny.features.model_copy(
+        update={"customer_windows_days": customer, "terminal_windows_days": terminal}
+    )
+    df = simulate_history(tiny.generate)
+    ours = _duckdb(tmp_path, df, f)
+    names = feature_columns(f)
+    windowed = [c for c in ours.columns if c.endswith("day_window")]
+    assert sorted(windowed) == sorted(names[3:])  # only the configured groups' columns
+    theirs = oracle(df, f.label_delay_days, customer, terminal, f.night_max_hour)
+    _assert_equal(ours, theirs, names)
+    empty = History(np.array([], np.int64), np.array([]), np.array([], np.int64), np.array([]))
+    when = dt.datetime(2018, 4, 7, 3)
+    row = feature_row(when, epoch_us(when), 10.0, empty, f)
+    assert len(row) == len(names)
+    assert spans(f).customer_us == max(customer, default=0) * DAY_US
+    assert reach_days(f) == max([*customer, *(f.label_delay_days + w for w in terminal)], default=0)

@@ -1,0 +1,105 @@
+"""The stack's settings and the deployments it makes: contracts checked without servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.errors import ConfigError
+from pipelines.flows.deployments import plan
+from pipelines.stack.services import services
+from pipelines.stack.settings import load_stack_settings
+from tests.conftest import REPO_ROOT
+
+
+def test_defaults_and_environment() -> None:
+    s = load_stack_settings(REPO_ROOT, {})
+    assert (s.mlflow_port, s.prefect_port, s.serving_port) == (5000, 4200, 8000)
+    assert s.mlflow_backend_store_uri == f"sqlite:///{REPO_ROOT}/.run/mlflow/mlflow.db"
+    env = {
+        "FRAUDOPS_MLFLOW_PORT": "5100",
+        "FRAUDOPS_PREFECT_PORT": "4300",
+        "FRAUDOPS_SERVING_SERVER__PORT": "8100",
+        "FRAUDOPS_MLFLOW_BACKEND_STORE_URI": "postgresql+psycopg2://u@db/mlflow",
+    }
+    s = load_stack_settings(REPO_ROOT, env)
+    assert (s.mlflow_url, s.prefect_api_url, s.serving_url) == (
+        "http://127.0.0.1:5100",
+        "http://127.0.0.1:4300/api",
+        "http://127.0.0.1:8100",
+    )
+    assert s.mlflow_backend_store_uri == "postgresql+psycopg2://u@db/mlflow"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FRAUDOPS_PREFECT_PORT", "http", "FRAUDOPS_PREFECT_PORT='http': not a TCP port"),
+        ("FRAUDOPS_MLFLOW_PORT", "0", "FRAUDOPS_MLFLOW_PORT='0': not a TCP port"),
+        ("FRAUDOPS_SERVING_SERVER__PORT", "-1", "FRAUDOPS_SERVING_SERVER__PORT='-1'"),
+        ("FRAUDOPS_STACK_START_TIMEOUT_S", "soon", "FRAUDOPS_STACK_START_TIMEOUT_S='soon'"),
+    ],
+)
+def test_a_bad_setting_is_named(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_stack_settings(REPO_ROOT, {name: value})
+
+
+def test_every_service_binds_loopback_with_telemetry_off() -> None:
+    stack = services(load_stack_settings(REPO_ROOT, {}), "pool")
+    assert [s.name for s in stack] == ["mlflow", "prefect", "worker", "serving"]
+    for service in stack:
+        assert service.env["DO_NOT_TRACK"] == "1"
+        assert service.env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+        assert service.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+        assert service.env["DVC_NO_ANALYTICS"] == "1"
+    mlflow, prefect, _, serving = stack
+    assert "--host" in mlflow.argv
+    assert mlflow.argv[mlflow.argv.index("--host") + 1] == "127.0.0.1"
+    assert mlflow.argv[mlflow.argv.index("--workers") + 1] == "1"
+    assert "--serve-artifacts" in mlflow.argv
+    assert prefect.argv[prefect.argv.index("--host") + 1] == "127.0.0.1"
+    assert serving.env["FRAUDOPS_SERVING_SERVER__HOST"] == "127.0.0.1"
+
+
+def test_prefect_yaml_declares_the_three_deployments() -> None:
+    config = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
+    found = {(d["entrypoint"], d["name"]): d for d in config["deployments"]}
+    assert set(found) == {
+        ("pipelines/flows/training.py:lifecycle_flow", "local"),
+        ("pipelines/flows/training.py:training_flow", "local"),
+        ("monitoring/flows.py:monitoring_flow", "hourly"),
+    }
+    for d in found.values():
+        assert d["work_pool"]["name"] == "fraudops-process"
+        assert set(d["parameters"]) == {"config", "overrides"}  # a path, never the config
+        assert Path(d["parameters"]["config"]).suffix == ".yaml"
+    assert found[("monitoring/flows.py:monitoring_flow", "hourly")]["schedules"] == [
+        {"cron": "0 * * * *", "timezone": "UTC"}
+    ]
+
+
+def test_plan_skips_deployments_whose_entrypoint_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "pipelines/flows").mkdir(parents=True)
+    (tmp_path / "pipelines/flows/training.py").write_text("")
+    (tmp_path / "prefect.yaml").write_text((REPO_ROOT / "prefect.yaml").read_text())
+    chosen = plan(tmp_path)
+    assert chosen.pool == "fraudops-process"
+    assert len(chosen.names) == 2
+    assert chosen.skipped == ["monitoring/flows.py:monitoring_flow (hourly)"]
+    assert [d["name"] for d in chosen.config["deployments"]] == ["local", "local"]
+    (tmp_path / "monitoring").mkdir()
+    (tmp_path / "monitoring/flows.py").write_text("")
+    assert plan(tmp_path).skipped == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["deployments: [{name: x}]", "deployments: [{name: x, work_pool: {name: p}}]", "[", "{}"],
+)
+def test_plan_refuses_a_broken_prefect_yaml(tmp_path: Path, text: str) -> None:
+    (tmp_path / "prefect.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"prefect\.yaml: not a readable list of deployments"):
+        plan(tmp_path)

@@ -120,7 +120,7 @@ def pipelines_image(build_image: Callable[[str, list[str]], str]) -> str:
 def test_pipelines_image_runs_its_tools_as_non_root(
     podman: list[str], pipelines_image: str
 ) -> None:
-    probe = "import pipelines.flows, monitoring.reports; print('flows import')"
+    probe = "import pipelines.flows.training, monitoring.flows; print('flows import')"
     out = sh(
         *podman, "run", "--rm", "--network", "none", *RUN_FLAGS, pipelines_image,
         "sh", "-c", f"id -u && prefect version && dvc version && python -c \"{probe}\"",

@@ -146,14 +146,24 @@ def test_worker_container_registers_and_polls(
     try:
         wait_healthy(podman, name, f"http://127.0.0.1:{health}/health")
         sh(*podman, "healthcheck", "run", name)
-        workers = httpx.post(f"{prefect_server}/work_pools/{pool}/workers/filter", json={})
-        assert workers.status_code == 200, workers.text
-        assert workers.json(), "no worker polls the pool"
+        assert poll_workers(f"{prefect_server}/work_pools/{pool}/workers/filter"), "no worker"
         deployed = httpx.post(f"{prefect_server}/deployments/filter", json={}).json()
         assert {d["name"] for d in deployed} >= expected_deployments()
         sh(*podman, "stop", "--time", "30", name)
     finally:
         subprocess.run([*podman, "rm", "--force", name], capture_output=True, check=False)
+
+
+def poll_workers(url: str, timeout: float = 60) -> list[dict[str, object]]:
+    """The workers the server lists for the pool, once there is one (heartbeats lag health)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = httpx.post(url, json={}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        workers: list[dict[str, object]] = answer.json()
+        if workers or time.monotonic() > deadline:
+            return workers
+        time.sleep(1)
 
 
 def expected_deployments() -> set[str]:

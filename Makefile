@@ -17,7 +17,7 @@ export UV_COMPILE_BYTECODE := 1
 DRIFT ?= new_fraud_pattern
 DAYS ?=
 
-.PHONY: help install init run serve simulate monitor up down status test test-fast lint format bench clean
+.PHONY: help install init run serve simulate monitor up down status test test-fast lint format bench clean wheels images
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +76,22 @@ lint: install ## ruff (lint + format check) and mypy strict
 format: install ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+wheels: install ## Wheelhouse for offline image builds: docker/wheels/ from uv.lock
+	$(RUN) python docker/wheelhouse.py --uv $(UV) serving
+	$(RUN) python docker/wheelhouse.py --uv $(UV) pipelines monitoring
+
+# podman here (no Docker engine on our machines); runc because Debian's crun rejects hosts with
+# hybrid cgroups, and ulimits this sandbox allows. docker build takes the same arguments.
+PODMAN ?= podman $(if $(shell command -v runc 2>/dev/null),--runtime $(shell command -v runc))
+PODMAN_FLAGS ?= --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
+images: wheels ## Both images, built offline on a debootstrapped base (podman, debootstrap, root)
+	$(eval BASE_IMAGE := $(shell docker/base-image.sh))
+	for name in serving pipelines; do \
+	  $(PODMAN) build --pull=never --network=none --format=docker $(PODMAN_FLAGS) \
+	    --build-arg BASE_IMAGE=$(BASE_IMAGE) -f docker/$$name.Dockerfile -t fraudops-$$name:local . \
+	    || exit 1; \
+	done
 
 bench: install ## Benchmarks; results go to docs/benchmarks.md
 	$(RUN) python -m benchmarks

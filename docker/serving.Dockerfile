@@ -1,31 +1,39 @@
 # The scoring service image: only the `serving` extra, non-root, health-checked on /ready.
 #   docker build -f docker/serving.Dockerfile -t fraudops-serving .
-# Air-gapped builds: put wheels for the lockfile in docker/wheels/ (see docker/README.md);
-# when any are there, nothing is fetched from a package index.
+# Air-gapped builds: put wheels for the lockfile in docker/wheels/ (`make wheels`); when any
+# are there, nothing is fetched from a package index. BASE_IMAGE is any Debian-like image
+# with python3 (3.11) and its venv module, e.g. the one docker/base-image.sh makes offline.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 ARG UV_VERSION=0.13.8
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PYTHON=python3 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PATH=/opt/uv/bin:$PATH
 WORKDIR /app
 COPY docker/wheels/ /wheels/
-RUN if ls /wheels/*.whl >/dev/null 2>&1; then \
-      pip install --no-index --find-links /wheels "uv==${UV_VERSION}"; \
-    else pip install "uv==${UV_VERSION}"; fi
-COPY pyproject.toml uv.lock README.md ./
-COPY pipelines ./pipelines
-COPY serving ./serving
+# uv in a venv of its own: Debian's python3 refuses installs into the system (PEP 668).
+RUN python3 -m venv /opt/uv \
+    && if ls /wheels/*.whl >/dev/null 2>&1; then \
+      /opt/uv/bin/pip install --no-index --find-links /wheels "uv==${UV_VERSION}"; \
+    else /opt/uv/bin/pip install "uv==${UV_VERSION}"; fi
+# Dependencies first (from the lockfile alone), then the project: a code change reinstalls
+# only the project, not the dependencies.
+COPY pyproject.toml uv.lock ./
 RUN if ls /wheels/*.whl >/dev/null 2>&1; then \
       uv export --frozen --no-dev --extra serving --no-emit-project --no-hashes -o /tmp/req.txt \
       && uv venv /app/.venv \
-      && uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels -r /tmp/req.txt \
-      && uv pip install --python /app/.venv/bin/python --no-index --no-deps . ; \
+      && uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels -r /tmp/req.txt; \
+    else uv sync --frozen --no-dev --extra serving --no-install-project --no-editable; fi
+COPY README.md ./
+COPY pipelines ./pipelines
+COPY serving ./serving
+RUN if ls /wheels/*.whl >/dev/null 2>&1; then \
+      uv pip install --python /app/.venv/bin/python --no-index --find-links /wheels --no-deps . ; \
     else uv sync --frozen --no-dev --extra serving --no-editable; fi
 
 FROM ${BASE_IMAGE}
 RUN useradd --create-home --uid 10001 app \
-    && mkdir -p /app/data /app/.mlflow && chown -R 10001:10001 /app
+    && mkdir -p /app/data/capture /app/.mlflow && chown -R 10001:10001 /app
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
 COPY configs ./configs
@@ -33,7 +41,8 @@ ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 \
     FRAUDOPS_SERVING_SERVER__HOST=0.0.0.0 DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true
 USER 10001
 EXPOSE 8000
+# On the port the service listens on (FRAUDOPS_SERVING_SERVER__PORT when overridden).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=2).status == 200 else 1)"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ready' % os.environ.get('FRAUDOPS_SERVING_SERVER__PORT', '8000'), timeout=2)"]
 # The same start command the tests run (tests/unit/test_docker.py checks it).
 CMD ["python", "-m", "serving"]

@@ -49,10 +49,11 @@ PLACES: tuple[Place, ...] = (
     ),
     # The README's title; its prose names the template (fraudops) and stays as it is.
     Place("README.md", r"(?m)^# {name}$", "# {name}"),
-    *(
-        Place("README.md", rf"(?<![\w.-]){{{field}}}(?![\w-])", f"{{{field}}}")
+    *(  # not followed by "/": `fraud-monitoring/hourly` names the Prefect flow's deployment
+        Place("README.md", rf"(?<![\w.-]){{{field}}}(?![\w/-])", f"{{{field}}}")
         for field in ("registered_model_name", "monitoring_experiment_name")
     ),
+    Place("docker/compose.yaml", r"(?m)^name: {slug}$", "name: {slug}"),  # compose project
     *(
         Place(path, rf"(?<![\w.-]){{{field}}}(?![\w-])", f"{{{field}}}")
         for path in (".env.example", "*/.env.example")

@@ -103,7 +103,7 @@ def _retrain(
     return {"outcome": "retrained", "message": message, **outcome}
 
 
-@flow(name=FLOW, log_prints=True)
+@flow(name=FLOW)
 def monitoring_flow(
     config: str = str(DEFAULT_MONITORING_CONFIG),
     overrides: dict[str, Any] | None = None,
@@ -121,9 +121,8 @@ def monitoring_flow(
     captured, files = _capture_dir(capture_dir), [Path(f) for f in label_files or []]
     result = report_task(mon, project, pipeline, captured, start, end, files)
     verdict = result.decision.verdict
-    print(
-        f"{start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M}: {verdict}: "
-        + "; ".join(result.decision.reasons)
+    get_run_logger().info(
+        "%s -> %s: %s: %s", start, end, verdict, "; ".join(result.decision.reasons)
     )
     summary: dict[str, Any] = {**result.as_dict(), "alerted": None, "retrain": None}
     if verdict != "OK":

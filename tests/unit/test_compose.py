@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
+from pipelines.config import load_project_config
 from tests.conftest import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker/compose.yaml"
@@ -45,7 +46,7 @@ def test_compose_file_is_valid_compose_spec(
 ) -> None:
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(compose)]
     assert not errors, errors
-    assert compose["name"] == "fraudops"
+    assert compose["name"] == load_project_config(REPO_ROOT / "configs/project.yaml").slug
     assert set(compose["services"]) == {
         "postgres",
         "mlflow",

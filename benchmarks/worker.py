@@ -40,8 +40,15 @@ def _cpu_s() -> float:
 
 
 def _maxrss_bytes() -> int:
-    # Linux reports ru_maxrss in KiB (macOS in bytes; the benchmarks target Linux).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident memory of this process image. Linux's `ru_maxrss` survives exec, so a
+    worker forked from a large runner would inherit the runner's peak; VmHWM does not."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def _machine_busy_s() -> float:

@@ -100,21 +100,27 @@ def mlflow_server(
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"mlflow server exited at start-up; see {logs.name}"
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail("mlflow server not healthy within 120 s")
+    _wait_healthy(proc, f"{url}/health", 120, "mlflow server", logs.name)
     yield url
     proc.terminate()
     proc.wait(timeout=30)
     logs.close()
+
+
+def _wait_healthy(
+    proc: subprocess.Popen[bytes], health: str, seconds: float, what: str, log: str
+) -> None:
+    """Wait until `health` answers 200; fail (and stop `proc`) if it exits or times out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{what} exited at start-up; see {log}"
+        try:
+            if httpx.get(health, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.5)
+    proc.terminate()
+    pytest.fail(f"{what} not healthy within {seconds:.0f} s; see {log}")
 
 
 @pytest.fixture(scope="session")
@@ -135,17 +141,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"prefect server exited at start-up; see {logs.name}"
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail(f"prefect server not healthy within 180 s; see {logs.name}")
+    _wait_healthy(proc, f"{api}/health", 180, "prefect server", logs.name)
     yield api
     proc.terminate()
     proc.wait(timeout=30)

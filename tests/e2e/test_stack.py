@@ -15,17 +15,11 @@ from pipelines.flows.deployments import plan
 from tests.conftest import MODEL_NAME
 from tests.e2e.conftest import TINY_RUN, Stack, wait_for
 from tests.e2e.postgres import throwaway_cluster
+from tests.integration.test_serving_lifecycle import TX
 
 pytestmark = pytest.mark.e2e
 
 MODEL = MODEL_NAME
-TX = {
-    "transaction_id": 20_000_001,
-    "tx_datetime": "2018-05-11T12:30:05",
-    "customer_id": 7,
-    "terminal_id": 11,
-    "tx_amount": 57.16,
-}
 
 
 def _http(url: str, body: Any = None) -> Any:

@@ -164,7 +164,7 @@ def pandas_features(args: dict[str, Any]) -> dict[str, Any]:
 def monitoring_windows(args: dict[str, Any]) -> dict[str, Any]:
     """Prepare (not a measurement): a reference window (a parquet sample of
     `reference_rows`, as the `reference` stage writes it) and the last `rows` transactions
-    as the scoring service captures them (a JSON-lines prediction log with amounts
+    as the scoring service captures them (its JSON-lines prediction log, with amounts
     inflated 1.5x, plus a label log). `score`
     stands in for the captured fraud probability (monitoring reads scores, it does not
     compute them)."""
@@ -190,15 +190,20 @@ def monitoring_windows(args: dict[str, Any]) -> dict[str, Any]:
                     {score.format(names[10])} AS score FROM (SELECT * FROM f WHERE i <= {cut})
                     USING SAMPLE reservoir({int(args["reference_rows"])} ROWS) REPEATABLE (0))
                     TO '{sql_path(out / "reference.parquet")}' (FORMAT PARQUET)""")
-    feats = ", ".join(f"'{n}': {n} * {1.5 if n in inflate else 1.0}" for n in names)
+    feats = ", ".join(f"'{n}': [{n} * {1.5 if n in inflate else 1.0}]" for n in names)
     capture = out / "capture"
     (capture / "date=2026-01-01").mkdir(parents=True, exist_ok=True)
     (capture / "labels" / "date=2026-01-01").mkdir(parents=True, exist_ok=True)
-    con.execute(f"""COPY (SELECT '2026-01-01T00:00:00+00:00' AS captured_at, transaction_id,
-                    strftime(tx_datetime, '%Y-%m-%dT%H:%M:%S') AS tx_datetime, customer_id,
-                    terminal_id, tx_amount * 1.5 AS tx_amount, {{{feats}}} AS features,
-                    {score.format(names[10])} AS fraud_probability, false AS is_fraud,
-                    '{model}' AS model_name, 1 AS model_version FROM f WHERE i > {cut})
+    # One line per transaction, as /v1/score logs them (the reader's worst case: a batch
+    # request logs its rows as one line).
+    con.execute(f"""COPY (SELECT '2026-01-01T00:00:00+00:00' AS captured_at,
+                    '{model}' AS model_name, 1 AS model_version,
+                    [transaction_id] AS transaction_id,
+                    [strftime(tx_datetime, '%Y-%m-%dT%H:%M:%S')] AS tx_datetime,
+                    [customer_id] AS customer_id, [terminal_id] AS terminal_id,
+                    [tx_amount * 1.5] AS tx_amount, {{{feats}}} AS features,
+                    [{score.format(names[10])}] AS fraud_probability, [false] AS is_fraud
+                    FROM f WHERE i > {cut})
                     TO '{sql_path(capture / "date=2026-01-01" / "part-1.jsonl")}' (FORMAT JSON)""")
     con.execute(f"""COPY (SELECT '2026-01-02T00:00:00+00:00' AS received_at, transaction_id,
                     tx_fraud FROM f WHERE i > {cut})

@@ -38,31 +38,57 @@ MEMORY_LIMIT = "400MB"
 
 
 def prediction_source(capture_dir: Path, features: list[str] | None) -> str:
-    """A SQL relation of every captured prediction.
+    """A SQL relation of every captured prediction, one row per scored transaction.
 
-    With the feature names given, the JSON is read with an explicit schema: no type
-    inference pass over the log, which is most of the cost on a million rows.
+    The service logs a line per request with its rows in columns (serving/capture.py);
+    this unnests them. The log is read with an explicit schema: no type inference pass over
+    it, which is most of the cost on a million rows. Without `features`, the feature names
+    are the ones found in the log.
     """
     glob = sql_path(capture_dir / "date=*" / "*.jsonl")
     if not list(capture_dir.glob("date=*/*.jsonl")):
         return "(SELECT NULL::BIGINT AS transaction_id WHERE false)"
     if features is None:
-        return f"read_json_auto('{glob}')"
-    struct = ", ".join(f'"{name}" DOUBLE' for name in features)
+        features = _logged_features(glob)
+    struct = ", ".join(f'"{name}" DOUBLE[]' for name in features)
     columns = {
         "captured_at": "VARCHAR",  # ISO 8601 in UTC: sorts as it reads
-        "transaction_id": "BIGINT",
-        "tx_datetime": "TIMESTAMP",
-        "customer_id": "BIGINT",
-        "terminal_id": "BIGINT",
-        "tx_amount": "DOUBLE",
-        "features": f"STRUCT({struct})",
-        "fraud_probability": "DOUBLE",
-        "is_fraud": "BOOLEAN",
         "model_version": "BIGINT",
+        "transaction_id": "BIGINT[]",
+        "tx_datetime": "TIMESTAMP[]",
+        "customer_id": "BIGINT[]",
+        "terminal_id": "BIGINT[]",
+        "tx_amount": "DOUBLE[]",
+        "fraud_probability": "DOUBLE[]",
+        "is_fraud": "BOOLEAN[]",
     }
+    if features:
+        columns["features"] = f"STRUCT({struct})"
     spec = ", ".join(f"'{k}': '{v}'" for k, v in columns.items())
-    return f"read_json('{glob}', format='newline_delimited', columns={{{spec}}})"
+    # UNNESTs in one SELECT walk their lists side by side: row i of every column.
+    rows = ", ".join(f"UNNEST({c}) AS {c}" for c, kind in columns.items() if kind.endswith("[]"))
+    values = "".join(f', UNNEST(features."{f}") AS "#{i}"' for i, f in enumerate(features))
+    packed = ", ".join(f'"{f}" := "#{i}"' for i, f in enumerate(features))
+    return f"""(SELECT captured_at, transaction_id, tx_datetime, customer_id, terminal_id,
+                tx_amount, {f"struct_pack({packed})" if features else "NULL"} AS features,
+                fraud_probability, is_fraud, model_version
+                FROM (SELECT captured_at, model_version, {rows}{values}
+                      FROM read_json('{glob}', format='newline_delimited',
+                                     columns={{{spec}}})))"""
+
+
+def _logged_features(glob: str) -> list[str]:
+    """Every feature name found in the prediction log, in order of first appearance."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        found = con.execute(
+            f"""SELECT name FROM (SELECT unnest(json_keys(json, '$.features')) AS name,
+                                         row_number() OVER () AS seen
+                                  FROM read_json_objects('{glob}', format='newline_delimited'))
+                GROUP BY name ORDER BY min(seen)"""
+        ).fetchall()
+    return [str(r[0]) for r in found]
 
 
 def label_sources(capture_dir: Path, files: list[Path]) -> str:

@@ -1,10 +1,16 @@
 """Prediction capture (the Model Monitor data-capture counterpart).
 
-Every scored transaction is queued on the request path (a non-blocking put) and written by
-a background thread to an append-only JSON-lines log, one file per process and day:
+Every scored request is queued on the request path (a non-blocking put) and written by a
+background thread to an append-only JSON-lines log, one file per process and day:
 `<dir>/date=YYYY-MM-DD/part-<pid>.jsonl`. `stop()` drains the queue, so a graceful shutdown
-loses nothing. When the queue is full the record is counted as dropped, never silently.
-A request may queue a `Lazy` batch instead of records: the writer thread builds them.
+loses nothing. When the queue is full the rows are counted as dropped, never silently.
+
+Predictions are logged one line per scored request, in columns (`encode`): the request's
+values once per line, each row's values as arrays, feature names once per line, not once
+per row. That is about half the bytes of a line per row and a fifth of the CPU, which
+matters because the writer thread shares the interpreter with the requests. `decode` turns
+a line back into rows; monitoring reads the log with DuckDB (monitoring/labels.py).
+Other logs (the label log) queue plain records, written one JSON object per line.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,16 +29,60 @@ import orjson
 log = logging.getLogger(__name__)
 
 _STOP = object()
+# Columns of a prediction line: one value per line, then one value per row.
+PER_LINE = ("captured_at", "model_name", "model_version")
+PER_ROW = (
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+    "tx_amount",
+    "features",  # an object of arrays: feature name -> one value per row
+    "fraud_probability",
+    "is_fraud",
+)
 
 
-class Lazy(Protocol):
-    """Records built on demand, by the writer thread."""
+class Batch(Protocol):
+    """A request's rows, turned into one log line by the writer thread."""
 
     def __len__(self) -> int: ...
 
-    def records(self) -> list[dict[str, Any]]:
-        """The records, in order."""
+    def line(self) -> bytes:
+        """The batch as one JSON line (`encode`), newline included."""
         ...
+
+
+def encode(columns: Mapping[str, Any]) -> bytes:
+    """One JSON line of `PER_LINE` values and `PER_ROW` arrays (NumPy arrays welcome:
+    datetime64 values are written as ISO 8601)."""
+    return orjson.dumps(columns, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+
+
+def decode(line: bytes | str) -> list[dict[str, Any]]:
+    """The rows of one prediction line, each a flat record with `features` as a dict."""
+    data = orjson.loads(line)
+    features: dict[str, list[Any]] = data["features"]
+    n = len(data["transaction_id"])
+    rows = []
+    for i in range(n):
+        row = {key: data[key] for key in PER_LINE}
+        row.update({key: data[key][i] for key in PER_ROW if key != "features"})
+        row["features"] = {name: values[i] for name, values in features.items()}
+        rows.append(row)
+    return rows
+
+
+def columns_of(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The inverse of `decode` for rows sharing the `PER_LINE` values (tests, tools)."""
+    first = rows[0]
+    out: dict[str, Any] = {key: first[key] for key in PER_LINE}
+    for key in PER_ROW:
+        if key != "features":
+            out[key] = [r[key] for r in rows]
+    names = list(first["features"])
+    out["features"] = {name: [r["features"][name] for r in rows] for name in names}
+    return out
 
 
 class CaptureWriter:
@@ -40,7 +91,7 @@ class CaptureWriter:
     def __init__(self, directory: Path, queue_rows: int, flush_rows: int, flush_interval_s: float):
         self._dir = directory
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._capacity, self._queued = queue_rows, 0  # rows waiting (a lazy batch: its rows)
+        self._capacity, self._queued = queue_rows, 0  # rows waiting (a batch: its rows)
         self._count = threading.Lock()
         self._flush_rows, self._interval = flush_rows, flush_interval_s
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
@@ -52,7 +103,7 @@ class CaptureWriter:
         self._thread.start()
 
     def submit(self, records: list[dict[str, Any]]) -> None:
-        """Queue records for writing; count (and log) what does not fit."""
+        """Queue records (one line each); count (and log) what does not fit."""
         with self._count:
             room = max(0, min(len(records), self._capacity - self._queued))
             self._queued += room
@@ -60,8 +111,8 @@ class CaptureWriter:
             self._queue.put_nowait(record)
         self._lost(len(records) - room)
 
-    def submit_lazy(self, batch: Lazy) -> int:
-        """Queue a lazy batch whole, or drop it whole if it does not fit; return rows dropped."""
+    def submit_batch(self, batch: Batch) -> int:
+        """Queue a batch whole, or drop it whole if it does not fit; return rows dropped."""
         rows = len(batch)
         with self._count:
             fits = self._queued + rows <= self._capacity
@@ -89,39 +140,41 @@ class CaptureWriter:
         return self._queued
 
     def _run(self) -> None:
-        batch: list[dict[str, Any]] = []
+        lines: list[bytes] = []
+        rows = 0
         while True:
             try:
                 item = self._queue.get(timeout=self._interval)
             except queue.Empty:
                 item = None
             if item is _STOP:
-                self._write(batch)
+                self._write(lines, rows)
                 return
             if isinstance(item, dict):
-                batch.append(item)
+                lines.append(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
+                rows += 1
             elif item is not None:
-                batch.extend(item.records())
-            if batch and (item is None or len(batch) >= self._flush_rows):
-                self._write(batch)
-                batch = []
+                lines.append(item.line())
+                rows += len(item)
+            if lines and (item is None or rows >= self._flush_rows):
+                self._write(lines, rows)
+                lines, rows = [], 0
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        if not batch:
+    def _write(self, lines: list[bytes], rows: int) -> None:
+        if not lines:
             return
         with self._count:
-            self._queued -= len(batch)
+            self._queued -= rows
         day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
         path = self._dir / f"date={day}" / f"part-{os.getpid()}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lines = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in batch)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("ab") as handle:
-                handle.write(lines)
+                handle.write(b"".join(lines))
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
-            self.dropped += len(batch)
-            log.error("capture: %d record(s) lost writing %s: %s", len(batch), path, exc)
+            self.dropped += rows
+            log.error("capture: %d record(s) lost writing %s: %s", rows, path, exc)
             return
-        self.written += len(batch)
+        self.written += rows

@@ -1,7 +1,7 @@
 """Scoring: raw transactions -> online features -> model -> scores, captured off the path.
 
 A request is handled as whole arrays: the store aggregates every window of the batch in one
-go, the features are assembled with NumPy, and capture records are built by the capture
+go, the features are assembled with NumPy, and the capture line is encoded by the capture
 thread, not on the request path.
 """
 
@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.config import Features
 from pipelines.features import feature_columns
-from serving.capture import CaptureWriter
+from serving.capture import CaptureWriter, encode
 from serving.features import epoch_us, feature_matrix, windows
 from serving.metrics import Metrics, observe_many
 from serving.model import LoadedModel, ModelHolder
@@ -39,43 +38,36 @@ class Scored:
 
 @dataclass(frozen=True)
 class _Captured:
-    """One request's capture, turned into records by the capture thread."""
+    """One request's capture, encoded by the capture thread (serving/capture.py)."""
 
     captured_at: str
-    txs: list[Transaction]
+    events: Events
     features: NDArray[np.float64]
     scored: Scored
     names: list[str]
 
     def __len__(self) -> int:
-        return len(self.txs)
+        return len(self.events)
 
-    def records(self) -> list[dict[str, Any]]:
-        """One record per transaction: the request's fields (`Transaction.model_dump` order;
-        the JSON writer renders the datetime as pydantic does), features, score, model."""
-        model, names, now = self.scored.model, self.names, self.captured_at
-        return [
+    def line(self) -> bytes:
+        """The request as one log line: its values in columns, features by name."""
+        e, model = self.events, self.scored.model
+        by_feature = np.ascontiguousarray(self.features.T)  # orjson writes C-ordered arrays
+        return encode(
             {
-                "captured_at": now,
-                "transaction_id": t.transaction_id,
-                "tx_datetime": t.tx_datetime,
-                "customer_id": t.customer_id,
-                "terminal_id": t.terminal_id,
-                "tx_amount": t.tx_amount,
-                "features": dict(zip(names, row, strict=True)),
-                "fraud_probability": p,
-                "is_fraud": d,
+                "captured_at": self.captured_at,
                 "model_name": model.name,
                 "model_version": model.version,
+                "transaction_id": e.transaction_id,
+                "tx_datetime": e.ts_us.astype("datetime64[us]"),
+                "customer_id": e.customer_id,
+                "terminal_id": e.terminal_id,
+                "tx_amount": e.amount,
+                "features": dict(zip(self.names, by_feature, strict=True)),
+                "fraud_probability": self.scored.probabilities,
+                "is_fraud": self.scored.decisions,
             }
-            for t, row, p, d in zip(
-                self.txs,
-                self.features.tolist(),
-                self.scored.probabilities.tolist(),
-                self.scored.decisions.tolist(),
-                strict=True,
-            )
-        ]
+        )
 
 
 class Scorer:
@@ -111,7 +103,7 @@ class Scorer:
         scored = Scored(model, model.score(x))
         observe_many(self.metrics.scores, scored.probabilities)
         now = dt.datetime.now(dt.UTC).isoformat()
-        dropped = self.capture.submit_lazy(_Captured(now, txs, x, scored, self._names))
+        dropped = self.capture.submit_batch(_Captured(now, events, x, scored, self._names))
         if dropped:
             self.metrics.capture_dropped.inc(dropped)
         return scored

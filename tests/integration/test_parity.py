@@ -5,7 +5,6 @@ offline model's scores."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from pipelines.materialize import materialize
 from serving.main import create_app
 from serving.schemas import Transaction
 from serving.settings import Settings
+from tests.captures import read_predictions
 from tests.conftest import MODEL_NAME
 
 pytestmark = pytest.mark.integration
@@ -66,11 +66,7 @@ def assert_last_day_replays_like_offline(
             assert r.status_code == 200, r.text
             served[body["transaction_id"]] = r.json()["fraud_probability"]
         client.app.state.scorer.capture.stop()  # type: ignore[attr-defined]
-    captured = [
-        json.loads(line)
-        for p in sorted(Path(settings.capture.dir).rglob("part-*.jsonl"))
-        for line in p.read_text().splitlines()
-    ]
+    captured = read_predictions(Path(settings.capture.dir))
     assert len(captured) == len(replay) > 100
     names = feature_columns(cfg.features)
     online = pd.DataFrame(

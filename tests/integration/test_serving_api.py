@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from serving.main import create_app
 from serving.settings import Settings
+from tests.captures import read_predictions
 from tests.conftest import MODEL_NAME
 
 pytestmark = pytest.mark.integration
@@ -78,10 +79,7 @@ def test_scoring_twice_does_not_count_twice(client: TestClient, tmp_path: Path) 
 
 
 def _captured(tmp_path: Path) -> list[dict[str, Any]]:
-    lines = []
-    for path in sorted((tmp_path / "capture").glob("date=*/part-*.jsonl")):
-        lines += [json.loads(line) for line in path.read_text().splitlines()]
-    return lines
+    return read_predictions(tmp_path / "capture")
 
 
 def test_every_scored_transaction_is_captured(client: TestClient, tmp_path: Path) -> None:

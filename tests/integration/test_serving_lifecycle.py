@@ -3,7 +3,6 @@ backpressure, and the Redis backend behind the same API."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from pipelines import tracking
 from pipelines.promote import promote
 from serving.main import create_app
 from serving.settings import Settings
+from tests.captures import read_predictions
 from tests.conftest import MODEL_NAME
 from tests.integration.conftest import free_port
 
@@ -169,12 +169,7 @@ def test_sigterm_flushes_every_capture(registered_project: Path, tmp_path: Path)
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
     finally:
         proc.kill()
-    lines = [
-        json.loads(line)
-        for p in (tmp_path / "capture").rglob("part-*.jsonl")
-        for line in p.read_text().splitlines()
-    ]
-    assert len(lines) == 30
+    assert len(read_predictions(tmp_path / "capture")) == 30
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:

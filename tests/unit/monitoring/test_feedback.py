@@ -10,6 +10,7 @@ import pandas as pd
 
 from monitoring.feedback import FILE, Feedback, enough, export, retrain_start
 from pipelines import schema
+from tests.captures import write_predictions
 
 
 def _capture(root: Path) -> None:
@@ -33,9 +34,11 @@ def _capture(root: Path) -> None:
         {"received_at": "2026-11-09T00:00:00", "transaction_id": t, "tx_fraud": t % 2}
         for t in (0, 1, 3, 77)
     ]  # 2 has no label yet; 77 was never scored
-    for folder, items in (("date=2026-11-01", rows), ("labels/date=2026-11-09", labels)):
-        (root / folder).mkdir(parents=True)
-        (root / folder / "part-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    write_predictions(root / "date=2026-11-01" / "part-1.jsonl", rows)
+    (root / "labels/date=2026-11-09").mkdir(parents=True)
+    (root / "labels/date=2026-11-09/part-1.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in labels)
+    )
 
 
 def test_only_labelled_rows_with_the_raw_contract(tmp_path: Path) -> None:

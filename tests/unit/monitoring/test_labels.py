@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from monitoring.labels import join
+from tests.captures import write_predictions
 
 
 def _jsonl(path: Path, rows: list[dict[str, object]]) -> None:
@@ -16,9 +17,13 @@ def _jsonl(path: Path, rows: list[dict[str, object]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _predictions(path: Path, rows: list[dict[str, object]]) -> None:
+    write_predictions(path, rows)
+
+
 def test_late_duplicate_and_unknown_labels(tmp_path: Path) -> None:
     capture = tmp_path / "capture"
-    _jsonl(
+    _predictions(
         capture / "date=2026-11-01/part-1.jsonl",
         [
             {"transaction_id": i, "fraud_probability": i / 10, "model_version": 1}
@@ -56,7 +61,7 @@ def test_late_duplicate_and_unknown_labels(tmp_path: Path) -> None:
 
 def test_no_labels_yet(tmp_path: Path) -> None:
     capture = tmp_path / "capture"
-    _jsonl(capture / "date=2026-11-01/part-1.jsonl", [{"transaction_id": 1}])
+    _predictions(capture / "date=2026-11-01/part-1.jsonl", [{"transaction_id": 1}])
     joined, unknown, counts = join(capture)
     assert counts.received == 0
     assert joined["tx_fraud"].isna().all()
@@ -65,7 +70,7 @@ def test_no_labels_yet(tmp_path: Path) -> None:
 
 def test_a_window_by_transaction_time_with_features_as_columns(tmp_path: Path) -> None:
     capture = tmp_path / "capture"
-    _jsonl(
+    _predictions(
         capture / "date=2026-11-01/part-1.jsonl",
         [
             {

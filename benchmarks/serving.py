@@ -23,6 +23,10 @@ from benchmarks.wrk import Load, wrk
 from pipelines.config import load_project_config
 
 SECONDS = 10
+# Batches are loaded at 8 connections: with 2 (one per worker) both often land on the same
+# worker (the kernel hands connections to whichever process accepts first: 4 times in 10 in
+# a check here), which measures one worker. MLflow gets its best of 2 and 8 connections.
+BATCH_CONNECTIONS = 8
 IN_PROCESS = """
 import datetime as dt, json, statistics, sys, time
 from fastapi.testclient import TestClient
@@ -143,8 +147,13 @@ def _measure(root: Path, tmp: Path) -> dict[str, Load | float]:
         results["theirs_64"] = wrk(f"{v}/invocations", 64, SECONDS, tmp, one_theirs, threads=2)
         results["ours_8"] = wrk(f"{u}/v1/score", 8, SECONDS, tmp)
         results["ours_1"] = wrk(f"{u}/v1/score", 1, SECONDS, tmp)
-        results["ours_batch"] = wrk(f"{u}/v1/score/batch", 2, SECONDS, tmp, batch_ours)
-        results["theirs_batch"] = wrk(f"{v}/invocations", 2, SECONDS, tmp, batch_theirs)
+        results["ours_batch"] = wrk(
+            f"{u}/v1/score/batch", BATCH_CONNECTIONS, SECONDS, tmp, batch_ours
+        )
+        results["theirs_batch"] = wrk(
+            f"{v}/invocations", BATCH_CONNECTIONS, SECONDS, tmp, batch_theirs
+        )
+        results["theirs_batch_2"] = wrk(f"{v}/invocations", 2, SECONDS, tmp, batch_theirs)
     del one_ours
     return results
 
@@ -177,7 +186,8 @@ def run(ctx: Context) -> SectionResult:
     loads = {k: v for k, v in r.items() if isinstance(v, Load)}
     inproc = float(r["in_process_p50_ms"])  # type: ignore[arg-type]
     rps_ratio = loads["ours_64"].rps / loads["theirs_64"].rps
-    batch_ratio = loads["ours_batch"].rps / loads["theirs_batch"].rps
+    theirs_best = max(loads["theirs_batch"].rps, loads["theirs_batch_2"].rps)
+    batch_ratio = loads["ours_batch"].rps / theirs_best
     gap = loads["ours_1"].p50_ms - inproc
     targets = [
         Target(
@@ -205,7 +215,7 @@ def run(ctx: Context) -> SectionResult:
             gap <= 0.5,
         ),
         Target(
-            "/v1/score/batch rows/s vs mlflow, 1,000 rows",
+            "/v1/score/batch rows/s vs mlflow's best, 1,000 rows",
             ">= 4x",
             f"{batch_ratio:.1f}x",
             batch_ratio >= 4,
@@ -216,15 +226,18 @@ def run(ctx: Context) -> SectionResult:
         _row("mlflow /invocations (features given), 64 conn", loads["theirs_64"]),
         _row("ours /v1/score, 8 conn", loads["ours_8"]),
         _row("ours /v1/score, 1 conn", loads["ours_1"]),
-        _row("ours /v1/score/batch x1000, 2 conn", loads["ours_batch"], 1000),
-        _row("mlflow /invocations x1000, 2 conn", loads["theirs_batch"], 1000),
+        _row(f"ours /v1/score/batch x1000, {BATCH_CONNECTIONS} conn", loads["ours_batch"], 1000),
+        _row(f"mlflow /invocations x1000, {BATCH_CONNECTIONS} conn", loads["theirs_batch"], 1000),
+        _row("mlflow /invocations x1000, 2 conn", loads["theirs_batch_2"], 1000),
     ]
     body = [
         f"Measured {now_utc()}. {__doc__.split(chr(10), 2)[2].strip()} Ours: `python -m "
         f"serving` with 2 workers (configs/serving.yaml), SQLite online store, capture on. "
         f"MLflow: `mlflow models serve --env-manager local` (its default, one worker). wrk "
         f"{SECONDS} s per row, one after the other; in-process p50 = the median of "
-        f"`Scorer.score` on one transaction, {inproc:.3f} ms.",
+        f"`Scorer.score` on one transaction, {inproc:.3f} ms. Batches: the same 1,000 "
+        f"transactions in every request, {BATCH_CONNECTIONS} connections (so both of our "
+        f"workers get some), compared with MLflow's better run of {BATCH_CONNECTIONS} and 2.",
         table(("Run", "Requests", "Rows/s", "Errors", "p50 ms", "p99 ms"), rows),
         "### Targets",
         targets_table(targets),

@@ -145,15 +145,41 @@ def _sorted(ts_blob: bytes, value_blob: bytes) -> tuple[NDArray[np.int64], NDArr
     return ts[order], values[order]
 
 
-def compact(db: sqlite3.Connection, kind: Kind, ids: Iterable[int], keep_us: int) -> None:
-    """Sort the rows of `ids` and prune what is older than `newest - keep_us`."""
-    out = []
-    for i, (since, _, newest, _, ts_blob, value_blob) in _fetch(db, kind, ids).items():
-        ts, values = _sorted(ts_blob, value_blob)
-        since = max(since, newest - keep_us)
-        kept = ts > since
-        out.append(_row(i, since, ts[kept], values[kept]))
-    _write(db, kind, out)
+def compacted(
+    db: sqlite3.Connection, kind: Kind, ids: Iterable[int], keep_us: int
+) -> list[tuple[Any, ...]]:
+    """The rows of `ids` sorted and pruned of events older than `newest - keep_us`, each
+    followed by the blobs it was made from (for `replace`). Reads only: no write lock."""
+    found = _fetch(db, kind, ids)
+    if not found:
+        return []
+    keys = list(found)
+    rows = [found[i] for i in keys]
+    tl = Timelines.from_blobs([r[4] for r in rows], [r[5] for r in rows])
+    owner = np.repeat(np.arange(len(rows), dtype=np.int64), tl.lengths)
+    order = np.lexsort((tl.ts, owner))  # every row sorted by time at once
+    ts, values, owner = tl.ts[order], tl.values[order], owner[order]
+    since = np.array([max(r[0], r[2] - keep_us) for r in rows], dtype=np.int64)
+    kept = ts > since[owner]
+    ts, values = ts[kept], values[kept]
+    ends = np.cumsum(np.bincount(owner[kept], minlength=len(rows)))
+    starts = ends - np.diff(ends, prepend=0)
+    return [
+        (*_row(i, int(since[k]), ts[a:b], values[a:b]), r[4], r[5])
+        for k, (i, r, a, b) in enumerate(
+            zip(keys, rows, starts.tolist(), ends.tolist(), strict=True)
+        )
+    ]
+
+
+def replace(db: sqlite3.Connection, kind: Kind, rows: list[tuple[Any, ...]]) -> None:
+    """Write `compacted` rows whose blobs are still the ones they were made from (a row
+    appended to or refreshed since is left for a later round)."""
+    db.executemany(
+        f"UPDATE {kind.table} SET since = ?2, oldest = ?3, newest = ?4, sorted = ?5, "
+        f"ts = ?6, value = ?7 WHERE id = ?1 AND ts = ?8 AND value = ?9",
+        rows,
+    )
 
 
 def refresh(db: sqlite3.Connection, kind: Kind, ids: Iterable[int]) -> None:

@@ -213,3 +213,29 @@ def test_sqlite_timelines_written_out_of_order_read_the_same_before_and_after_co
         assert len(ts) == 8 * 14  # the first days are pruned: older than 71.3 - 60 days
     finally:
         store.close()
+
+
+def test_sqlite_compaction_never_overwrites_a_timeline_changed_meanwhile(tmp_path: Path) -> None:
+    import sqlite3
+
+    from serving.store import timelines as tl
+
+    store = open_store("sqlite", tmp_path / "online.db", None, WINDOWS)
+    try:
+        for i, day in enumerate([3.0, 1.0, 2.0]):  # out of order: stale
+            _add(store, [_event(i + 1, day, amount=1.0)])
+        db = store._db  # type: ignore[attr-defined]
+        prepared = tl.compacted(db, tl.CUSTOMERS, [1], 10**15)  # read while unchanged...
+        _add(store, [_event(9, 2.5, amount=1.0)])  # ... then a request appends to it
+        store._write(lambda: tl.replace(db, tl.CUSTOMERS, prepared))  # type: ignore[attr-defined]
+        with sqlite3.connect(tmp_path / "online.db") as raw:
+            (ts,) = raw.execute("SELECT ts FROM customer_timeline WHERE id = 1").fetchone()
+        assert len(ts) == 8 * 4  # the append survived; the row waits for the next round
+        store._stale[tl.CUSTOMERS].add(1)  # type: ignore[attr-defined]  # as a reader marks it
+        store._compact()  # type: ignore[attr-defined]
+        with sqlite3.connect(tmp_path / "online.db") as raw:
+            ts, ok = raw.execute("SELECT ts, sorted FROM customer_timeline WHERE id = 1").fetchone()
+        assert len(ts) == 8 * 4
+        assert ok == 1
+    finally:
+        store.close()

@@ -27,8 +27,14 @@ MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def epoch_us(when: list[dt.datetime]) -> NDArray[np.int64]:
-    """Microseconds since the epoch of naive UTC datetimes (exact integer arithmetic)."""
-    return np.fromiter(((w - EPOCH) // MICROSECOND for w in when), dtype=np.int64, count=len(when))
+    """Microseconds since the epoch (exact integer arithmetic); naive datetimes are UTC."""
+    return np.fromiter(
+        ((_naive_utc(w) - EPOCH) // MICROSECOND for w in when), dtype=np.int64, count=len(when)
+    )
+
+
+def _naive_utc(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def windows(cfg: Features) -> Windows:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.schema import MAX_AMOUNT
 
@@ -29,21 +28,9 @@ class Transaction(BaseModel):
     tx_datetime: dt.datetime = Field(description="When it happened (ISO 8601; naive = UTC)")
     customer_id: int = Field(ge=0, le=MAX_ID, description="Card or customer id")
     terminal_id: int = Field(ge=0, le=MAX_ID, description="Terminal (merchant device) id")
-    tx_amount: float = Field(ge=0, lt=MAX_AMOUNT, description="Amount, >= 0 and below 10^12")
-
-    @field_validator("tx_amount")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
-
-    @field_validator("tx_datetime")
-    @classmethod
-    def _naive_utc(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value
+    tx_amount: float = Field(
+        ge=0, lt=MAX_AMOUNT, allow_inf_nan=False, description="Amount, >= 0 and below 10^12"
+    )
 
 
 class Score(BaseModel):

@@ -6,7 +6,6 @@ The events table is the truth (idempotence, labels); per-entity timelines
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -53,9 +52,10 @@ RANGE = (
 )
 UNKNOWN = "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)"
 TIMELINES_VERSION = "2"
-# Timelines keep twice the windows' reach: transactions up to one reach late are read from
-# timelines; later ones (rare) from the events table.
-KEEP = 2
+# Timelines keep the windows' reach plus two days: transactions up to two days older than
+# the newest event seen are read from timelines; older ones (rare) from the events table.
+# What a batch reads is about proportional to what a timeline keeps.
+LATE_US = 2 * 86_400 * 1_000_000
 
 CHECKPOINT_EVERY_S = 1.0
 BUSY_TIMEOUT_S = 30.0
@@ -81,7 +81,7 @@ class SQLiteStore:
             tl.CUSTOMERS: windows.customer_reach_us,
             tl.TERMINALS: windows.terminal_reach_us,
         }
-        self._keep = {kind: KEEP * reach for kind, reach in self._reach.items()}
+        self._keep = {kind: reach + LATE_US for kind, reach in self._reach.items()}
         self._few = {
             tl.CUSTOMERS: _aggregate_sql(tl.CUSTOMERS, windows.customer),
             tl.TERMINALS: _aggregate_sql(tl.TERMINALS, windows.terminal),
@@ -219,7 +219,7 @@ class SQLiteStore:
         found = (
             self._db.execute(KNOWN_FEW.format(", ".join("?" * len(ids))), ids)
             if len(ids) <= FEW
-            else self._db.execute(KNOWN, (json.dumps(ids),))
+            else self._db.execute(KNOWN, (tl.ids_json(events.transaction_id),))
         )
         known = np.array([r[0] for r in found], dtype=np.int64)
         new = ~np.isin(events.transaction_id, known)

@@ -210,7 +210,7 @@ def test_sqlite_timelines_written_out_of_order_read_the_same_before_and_after_co
         assert _one(after, 11)[0][2] == 14  # 69.5, 70 and the 12 of the probe
         with sqlite3.connect(tmp_path / "online.db") as db:
             (ts,) = db.execute("SELECT ts FROM customer_timeline WHERE id = 1").fetchone()
-        assert len(ts) == 8 * 14  # the first days are pruned: older than 71.3 - 60 days
+        assert len(ts) == 8 * 14  # the first days are pruned: older than 71.3 - (30 + 2) days
     finally:
         store.close()
 

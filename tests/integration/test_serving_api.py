@@ -192,8 +192,19 @@ def test_metrics_expose_requests_latency_scores_and_version(client: TestClient) 
 
 def test_docs_have_examples(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    assert "/v1/score" in spec["paths"]
-    assert "examples" in json.dumps(spec["components"]["schemas"]["Transaction"])
+    assert "examples" in json.dumps(spec["components"]["schemas"]["Labels"])
+    for path in ("/v1/score", "/v1/score/batch"):  # parsed by the routes: schemas inlined
+        body = spec["paths"][path]["post"]["requestBody"]
+        assert "examples" in json.dumps(body), path
+        assert "$defs" not in json.dumps(body), path  # nested models resolvable
+    one = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(one["schema"]["required"]) == {
+        "transaction_id",
+        "tx_datetime",
+        "customer_id",
+        "terminal_id",
+        "tx_amount",
+    }
     assert client.get("/docs").status_code == 200
 
 

@@ -22,7 +22,7 @@ import queue
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -95,6 +95,7 @@ class CaptureWriter:
         self._count = threading.Lock()
         self._flush_rows, self._interval = flush_rows, flush_interval_s
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
+        self._file: tuple[Path, BinaryIO] | None = None  # the file being appended to
         self.written = 0
         self.dropped = 0
 
@@ -149,6 +150,7 @@ class CaptureWriter:
                 item = None
             if item is _STOP:
                 self._write(lines, rows)
+                self._close()
                 return
             if isinstance(item, dict):
                 lines.append(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
@@ -168,13 +170,32 @@ class CaptureWriter:
         day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
         path = self._dir / f"date={day}" / f"part-{os.getpid()}.jsonl"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("ab") as handle:
-                handle.write(b"".join(lines))
-                handle.flush()
-                os.fsync(handle.fileno())
+            handle = self._open(path)
+            handle.write(b"".join(lines))
+            handle.flush()
+            os.fsync(handle.fileno())
         except OSError as exc:
+            self._close()
             self.dropped += rows
             log.error("capture: %d record(s) lost writing %s: %s", rows, path, exc)
             return
         self.written += rows
+
+    def _open(self, path: Path) -> BinaryIO:
+        """The file of `path`, kept open between writes (a new day, or the file removed by
+        someone else: a new file)."""
+        if self._file is not None and os.fstat(self._file[1].fileno()).st_nlink == 0:
+            self._close()
+        if self._file is None or self._file[0] != path:
+            self._close()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = (path, path.open("ab"))
+        return self._file[1]
+
+    def _close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file[1].close()
+            except OSError as exc:
+                log.error("capture: closing %s: %s", self._file[0], exc)
+            self._file = None

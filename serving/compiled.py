@@ -94,9 +94,10 @@ class QuickScorer:
         if x.shape[0] == 1:
             return self._raw_one(x[0].tolist())
         alive = np.full((x.shape[0], self.words), np.uint64(2**64 - 1))
+        columns = np.ascontiguousarray(x.T)  # searched column by column
         for f, (thresholds, table) in enumerate(zip(self.thresholds, self.tables, strict=True)):
             if thresholds.size:
-                column = x[:, f]
+                column = columns[f]
                 exceeded = np.searchsorted(thresholds, column, side="left")
                 exceeded[np.isnan(column)] = len(table) - 1
                 alive &= table[exceeded]

@@ -218,13 +218,15 @@ def read(db: sqlite3.Connection, kind: Kind, ids: NDArray[np.int64], keep_us: in
     rows = _fetch(db, kind, ids)
     missing = (horizon(db, kind), 0, 0, 1, b"", b"")
     found = [rows.get(i, missing) for i in ids.tolist()]
-    since = np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
-    ts_blobs, value_blobs = [r[4] for r in found], [r[5] for r in found]
-    stale = []
-    for k, (_, oldest, newest, in_order, ts_blob, value_blob) in enumerate(found):
-        if not in_order:
-            ts, values = _sorted(ts_blob, value_blob)
-            ts_blobs[k], value_blobs[k] = ts.tobytes(), values.tobytes()
-        if not in_order or oldest < newest - keep_us - SLACK_US:
-            stale.append(int(ids[k]))
+    if not found:
+        return Read(Timelines.from_blobs([], []), np.zeros(0, dtype=np.int64), [])
+    since_, oldest_, newest_, in_order_, ts_, values_ = zip(*found, strict=True)
+    since = np.array(since_, dtype=np.int64)
+    oldest, newest = np.array(oldest_, dtype=np.int64), np.array(newest_, dtype=np.int64)
+    in_order = np.array(in_order_, dtype=bool)
+    ts_blobs, value_blobs = list(ts_), list(values_)
+    for k in np.flatnonzero(~in_order).tolist():  # appended out of order: sort here
+        ts, values = _sorted(ts_blobs[k], value_blobs[k])
+        ts_blobs[k], value_blobs[k] = ts.tobytes(), values.tobytes()
+    stale = ids[~in_order | (oldest < newest - keep_us - SLACK_US)].tolist()
     return Read(Timelines.from_blobs(ts_blobs, value_blobs), since, stale)

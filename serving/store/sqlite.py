@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from pipelines.materialize import EVENTS
 from serving.store import Aggregates, Events, Windows
 from serving.store import timelines as tl
-from serving.store.windows import Timelines, aggregates_of
+from serving.store.windows import Timelines, aggregate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,14 +48,15 @@ INSERT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)"
 KNOWN = "SELECT transaction_id FROM events WHERE transaction_id IN (SELECT value FROM json_each(?))"
 KNOWN_FEW = "SELECT transaction_id FROM events WHERE transaction_id IN ({})"  # one ? per id
 RANGE = (
-    "SELECT ts_us, {value} FROM events WHERE {key} = ? AND ts_us > ? AND ts_us <= ? ORDER BY ts_us"
+    "SELECT {key}, ts_us, {value} FROM events WHERE {key} IN (SELECT value FROM json_each(?)) "
+    "AND ts_us > ? AND ts_us <= ? ORDER BY {key}, ts_us"
 )
 UNKNOWN = "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)"
 TIMELINES_VERSION = "2"
-# Timelines keep the windows' reach plus two days: transactions up to two days older than
-# the newest event seen are read from timelines; older ones (rare) from the events table.
-# What a batch reads is about proportional to what a timeline keeps.
-LATE_US = 2 * 86_400 * 1_000_000
+# Timelines keep twice the windows' reach: transactions up to one reach older than the
+# newest event seen are read from timelines (as Redis keeps them); older ones from the
+# events table, in one query per batch.
+KEEP = 2
 
 CHECKPOINT_EVERY_S = 1.0
 BUSY_TIMEOUT_S = 30.0
@@ -81,7 +82,7 @@ class SQLiteStore:
             tl.CUSTOMERS: windows.customer_reach_us,
             tl.TERMINALS: windows.terminal_reach_us,
         }
-        self._keep = {kind: reach + LATE_US for kind, reach in self._reach.items()}
+        self._keep = {kind: KEEP * reach for kind, reach in self._reach.items()}
         self._few = {
             tl.CUSTOMERS: _aggregate_sql(tl.CUSTOMERS, windows.customer),
             tl.TERMINALS: _aggregate_sql(tl.TERMINALS, windows.terminal),
@@ -266,48 +267,53 @@ class SQLiteStore:
 
     def _read(self, events: Events) -> Aggregates:
         t = events.ts_us
-        c_seg, c_tl, c_ok = self._timelines(tl.CUSTOMERS, events.customer_id, t)
-        t_seg, t_tl, t_ok = self._timelines(tl.TERMINALS, events.terminal_id, t)
-        cn, camount, tn, tfraud = aggregates_of(c_tl, c_seg, t_tl, t_seg, t, self._windows)
-        for i in np.flatnonzero(~(c_ok & t_ok)).tolist():  # very late: from the events table
-            one = self._from_events(
-                int(events.customer_id[i]), int(events.terminal_id[i]), int(t[i])
-            )
-            cn[i], camount[i], tn[i], tfraud[i] = (a[0] for a in one)
-        return Aggregates(cn, camount, tn, tfraud)
+        cn, camount = self._aggregate(tl.CUSTOMERS, events.customer_id, t, self._windows.customer)
+        tn, tfraud = self._aggregate(tl.TERMINALS, events.terminal_id, t, self._windows.terminal)
+        return Aggregates(cn, camount, tn, np.rint(tfraud).astype(np.int64))
 
-    def _timelines(
-        self, kind: tl.Kind, key: NDArray[np.int64], t: NDArray[np.int64]
-    ) -> tuple[NDArray[np.int64], Timelines, NDArray[np.bool_]]:
-        """Each event's segment, the timelines, and which events they cover."""
+    def _aggregate(
+        self,
+        kind: tl.Kind,
+        key: NDArray[np.int64],
+        t: NDArray[np.int64],
+        windows: tuple[tuple[int, int], ...],
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Counts and sums of every window of `kind`, from timelines; transactions older
+        than the timelines cover (rare) from the events table, all of them in one query."""
         ids, seg = np.unique(key, return_inverse=True)
         got = tl.read(self._db, kind, ids, self._keep[kind])
         if got.stale:
             with self._guard:
                 self._stale[kind].update(got.stale)
-        covered = t - self._reach[kind] >= got.since[seg]
-        return seg.astype(np.int64), got.timelines, covered
+        counts, sums = aggregate(got.timelines, seg.astype(np.int64), t, windows)
+        late = np.flatnonzero(t - self._reach[kind] < got.since[seg])
+        if late.size:
+            late_ids, late_seg = np.unique(key[late], return_inverse=True)
+            found = self._from_events(kind, late_ids, t[late], windows)
+            counts[late], sums[late] = aggregate(found, late_seg.astype(np.int64), t[late], windows)
+        return counts, sums
 
     def _from_events(
-        self, customer: int, terminal: int, t: int
-    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
-        parts = []
-        for kind, key in ((tl.CUSTOMERS, customer), (tl.TERMINALS, terminal)):
-            windows = self._windows.customer if kind is tl.CUSTOMERS else self._windows.terminal
-            low = t - max((lo for lo, _ in windows), default=0)  # no windows: reads nothing
-            high = t - min((hi for _, hi in windows), default=0)
+        self,
+        kind: tl.Kind,
+        ids: NDArray[np.int64],
+        t: NDArray[np.int64],
+        windows: tuple[tuple[int, int], ...],
+    ) -> Timelines:
+        """The events of `ids` (sorted) that the windows of times `t` reach, one segment each."""
+        rows = []
+        if windows:  # a group without windows reads nothing
+            low = int(t.min()) - max(lo for lo, _ in windows)
+            high = int(t.max()) - min(hi for _, hi in windows)
             rows = self._db.execute(
-                RANGE.format(key=kind.key, value=kind.value), (key, low, high)
+                RANGE.format(key=kind.key, value=kind.value), (tl.ids_json(ids), low, high)
             ).fetchall()
-            parts.append(
-                Timelines(
-                    np.array([r[0] for r in rows], dtype=np.int64),
-                    np.array([r[1] for r in rows], dtype=np.float64),
-                    np.array([len(rows)], dtype=np.int64),
-                )
-            )
-        one = np.zeros(1, dtype=np.int64)
-        return aggregates_of(parts[0], one, parts[1], one, np.array([t]), self._windows)
+        keys = np.array([r[0] for r in rows], dtype=np.int64)
+        return Timelines(
+            np.array([r[1] for r in rows], dtype=np.int64),
+            np.array([r[2] for r in rows], dtype=np.float64),
+            np.bincount(np.searchsorted(ids, keys), minlength=len(ids)).astype(np.int64),
+        )
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
         return self._write(lambda: self._label(labels))

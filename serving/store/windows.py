@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from serving.store import Windows
-
 KEY_LIMIT = 2**62  # segment * stride + offset must stay an exact int64
 
 
@@ -92,17 +90,3 @@ def aggregate(
     a, b = found[: n * k], found[n * k :]
     counts = (b - a).reshape(n, k)
     return counts, _range_sums(tl.values, a, b).reshape(n, k)
-
-
-def aggregates_of(
-    customers: Timelines,
-    customer_seg: NDArray[np.int64],
-    terminals: Timelines,
-    terminal_seg: NDArray[np.int64],
-    t: NDArray[np.int64],
-    windows: Windows,
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
-    """Customer (count, amount) and terminal (count, frauds) aggregates of every window."""
-    cn, camount = aggregate(customers, customer_seg, t, windows.customer)
-    tn, tfraud = aggregate(terminals, terminal_seg, t, windows.terminal)
-    return cn, camount, tn, np.rint(tfraud).astype(np.int64)

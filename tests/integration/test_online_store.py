@@ -210,7 +210,7 @@ def test_sqlite_timelines_written_out_of_order_read_the_same_before_and_after_co
         assert _one(after, 11)[0][2] == 14  # 69.5, 70 and the 12 of the probe
         with sqlite3.connect(tmp_path / "online.db") as db:
             (ts,) = db.execute("SELECT ts FROM customer_timeline WHERE id = 1").fetchone()
-        assert len(ts) == 8 * 14  # the first days are pruned: older than 71.3 - (30 + 2) days
+        assert len(ts) == 8 * 14  # the first days are pruned: older than 71.3 - 60 days
     finally:
         store.close()
 
@@ -239,3 +239,57 @@ def test_sqlite_compaction_never_overwrites_a_timeline_changed_meanwhile(tmp_pat
         assert ok == 1
     finally:
         store.close()
+
+
+def _oracle(history: list[Event], e: Event) -> tuple[list[int], list[float], list[int], list[int]]:
+    """Every window of `e` by brute force over `history` (which includes `e`)."""
+    out: tuple[list[int], list[float], list[int], list[int]] = ([], [], [], [])
+    for lo, hi in WINDOWS.customer:
+        inside = [h for h in history if h.customer_id == e.customer_id]
+        inside = [h for h in inside if e.ts_us - lo < h.ts_us <= e.ts_us - hi]
+        out[0].append(len(inside))
+        out[1].append(sum(h.amount for h in inside))
+    for lo, hi in WINDOWS.terminal:
+        inside = [h for h in history if h.terminal_id == e.terminal_id]
+        inside = [h for h in inside if e.ts_us - lo < h.ts_us <= e.ts_us - hi]
+        out[2].append(len(inside))
+        out[3].append(sum(h.fraud for h in inside))
+    return out
+
+
+def test_batches_mixing_late_and_recent_transactions_are_exact(store: Store) -> None:
+    rng = np.random.default_rng(3)
+    history = [
+        _event(i, float(d), customer=int(c), terminal=int(k), amount=float(a), fraud=int(f))
+        for i, (d, c, k, a, f) in enumerate(
+            zip(
+                rng.uniform(0, 200, 400),
+                rng.integers(0, 6, 400),
+                rng.integers(0, 4, 400),
+                rng.uniform(1, 100, 400).round(2),
+                rng.random(400) < 0.2,
+                strict=True,
+            )
+        )
+    ]
+    for start in range(0, len(history), 50):
+        _add(store, history[start : start + 50])
+    # Both keep two reaches; SQLite reads older windows from its events table, so it is
+    # exact for any day; Redis is exact up to one reach (30 days) before the newest event.
+    late = (
+        [20.25, 45.5, 59.75, 12.0, 30.0]
+        if type(store).__name__ == "SQLiteStore"
+        else [180.25, 175.5, 190.75, 172.0, 171.0]
+    )
+    days = [199.5, late[0], 198.0, late[1], late[2], 196.0, late[3], 199.9, late[4], 197.5]
+    batch = [
+        _event(1000 + j, d, customer=j % 6, terminal=j % 4, amount=5.0) for j, d in enumerate(days)
+    ]
+    got = _add(store, batch)
+    everything = history + batch
+    for j, e in enumerate(batch):
+        counts, sums, t_counts, frauds = _one(got, j)
+        want = _oracle(everything, e)
+        assert counts == want[0], (j, e)
+        assert sums == pytest.approx(want[1], abs=1e-9), (j, e)
+        assert (t_counts, frauds) == (want[2], want[3]), (j, e)

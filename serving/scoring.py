@@ -101,11 +101,11 @@ class Scorer:
         model = self.holder.current  # one reference for the whole request
         n = len(txs)
         events = Events(
-            np.fromiter((tx.transaction_id for tx in txs), dtype=np.int64, count=n),
-            np.fromiter((tx.customer_id for tx in txs), dtype=np.int64, count=n),
-            np.fromiter((tx.terminal_id for tx in txs), dtype=np.int64, count=n),
-            epoch_us([tx.tx_datetime for tx in txs]),
-            np.fromiter((tx.tx_amount for tx in txs), dtype=np.float64, count=n),
+            np.fromiter((tx["transaction_id"] for tx in txs), dtype=np.int64, count=n),
+            np.fromiter((tx["customer_id"] for tx in txs), dtype=np.int64, count=n),
+            np.fromiter((tx["terminal_id"] for tx in txs), dtype=np.int64, count=n),
+            epoch_us([tx["tx_datetime"] for tx in txs]),
+            np.fromiter((tx["tx_amount"] for tx in txs), dtype=np.float64, count=n),
             np.zeros(n, dtype=np.int64),
         )
         agg = self.store.add_and_read(events)

@@ -7,12 +7,12 @@ from typing import Any, NoReturn, TypeVar
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from serving.deps import scorer_of, settings_of
-from serving.schemas import Batch, BatchScores, Score, Transaction
+from serving.schemas import BATCH, TRANSACTION, BatchScores, Score
 
-M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 # Both routes read the raw body and parse it with pydantic straight from the JSON bytes
@@ -23,9 +23,9 @@ router = APIRouter(prefix="/v1", tags=["scoring"])
 # parallelism.
 
 
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI request body of `model`, its nested models inlined."""
-    schema = model.model_json_schema()
+def _body(adapter: TypeAdapter[Any]) -> dict[str, Any]:
+    """The OpenAPI request body of what `adapter` validates, nested types inlined."""
+    schema = adapter.json_schema()
     defs = schema.pop("$defs", {})
 
     def inline(node: Any) -> Any:
@@ -45,14 +45,14 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
     "/score",
     response_model=Score,
     summary="Score one transaction",
-    openapi_extra={"requestBody": _body(Transaction)},
+    openapi_extra={"requestBody": _body(TRANSACTION)},
 )
 async def score(request: Request) -> Response:
     """Fraud probability and decision for one raw transaction, with the version that scored it."""
-    tx = _parse(Transaction, request.headers.get("content-type", ""), await request.body())
+    tx = _parse(TRANSACTION, request.headers.get("content-type", ""), await request.body())
     scored = scorer_of(request).score([tx])
     answer = {
-        "transaction_id": tx.transaction_id,
+        "transaction_id": tx["transaction_id"],
         "fraud_probability": float(scored.probabilities[0]),
         "is_fraud": bool(scored.decisions[0]),
         "model_version": scored.model.version,
@@ -64,33 +64,35 @@ async def score(request: Request) -> Response:
     "/score/batch",
     response_model=BatchScores,
     summary="Score many transactions",
-    openapi_extra={"requestBody": _body(Batch)},
+    openapi_extra={"requestBody": _body(BATCH)},
 )
 async def score_batch(request: Request) -> Response:
     """Scores in request order; all rows are scored by the same model version."""
-    batch = _parse(Batch, request.headers.get("content-type", ""), await request.body())
+    txs = _parse(BATCH, request.headers.get("content-type", ""), await request.body())[
+        "transactions"
+    ]
     limit = settings_of(request).limits.max_batch_rows
-    if len(batch.transactions) > limit:
+    if len(txs) > limit:
         _invalid(
             "too_long",
             ("transactions",),
-            f"at most {limit} transactions per batch, got {len(batch.transactions)}",
-            len(batch.transactions),
+            f"at most {limit} transactions per batch, got {len(txs)}",
+            len(txs),
         )
-    scored = scorer_of(request).score(batch.transactions)
+    scored = scorer_of(request).score(txs)
     version = scored.model.version
     # The BatchScores document, written directly: no model object per row to build and check.
     body = {
         "model_version": version,
         "scores": [
             {
-                "transaction_id": tx.transaction_id,
+                "transaction_id": tx["transaction_id"],
                 "fraud_probability": p,
                 "is_fraud": d,
                 "model_version": version,
             }
             for tx, p, d in zip(
-                batch.transactions,
+                txs,
                 scored.probabilities.tolist(),
                 scored.decisions.tolist(),
                 strict=True,
@@ -100,14 +102,14 @@ async def score_batch(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def _parse(model: type[M], content_type: str, body: bytes) -> M:
-    """The body as `model`, or a 422 naming each invalid field as FastAPI would (loc from
-    "body")."""
+def _parse(adapter: TypeAdapter[T], content_type: str, body: bytes) -> T:
+    """The body validated by `adapter`, or a 422 naming each invalid field as FastAPI would
+    (loc from "body")."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         _invalid("content_type", (), f"expected Content-Type application/json, got {media!r}")
     try:
-        return model.model_validate_json(body)
+        return adapter.validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None

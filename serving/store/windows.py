@@ -80,13 +80,16 @@ def aggregate(
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Counts and value sums of each transaction's windows (t - lo, t - hi] in its segment.
 
-    Returns two arrays of shape (transactions, windows).
+    Returns two arrays of shape (transactions, windows). Windows often share an edge (every
+    customer window ends at t): each distinct edge is searched once.
     """
     n, k = len(t), len(windows)
-    lo = np.array([w[0] for w in windows], dtype=np.int64)
-    hi = np.array([w[1] for w in windows], dtype=np.int64)
-    edges = np.concatenate([(t[:, None] - lo).ravel(), (t[:, None] - hi).ravel()])
-    found = _after(tl, np.tile(np.repeat(seg, k), 2), edges)
-    a, b = found[: n * k], found[n * k :]
+    edges = sorted({e for w in windows for e in w})
+    at = {e: j for j, e in enumerate(edges)}
+    offsets = np.array(edges, dtype=np.int64)
+    found = _after(tl, np.repeat(seg, len(edges)), (t[:, None] - offsets).ravel())
+    found = found.reshape(n, len(edges))
+    a = found[:, [at[lo] for lo, _ in windows]].ravel()
+    b = found[:, [at[hi] for _, hi in windows]].ravel()
     counts = (b - a).reshape(n, k)
     return counts, _range_sums(tl.values, a, b).reshape(n, k)

@@ -18,7 +18,7 @@ from pipelines.config import load_pipeline_config
 from pipelines.features import feature_columns
 from pipelines.materialize import materialize
 from serving.main import create_app
-from serving.schemas import Transaction
+from serving.schemas import TRANSACTION
 from serving.settings import Settings
 from tests.captures import read_predictions
 from tests.conftest import MODEL_NAME
@@ -51,7 +51,7 @@ def assert_last_day_replays_like_offline(
     served = {}
     with TestClient(create_app(settings)) as client:
         bodies = [
-            Transaction.model_validate(row._asdict()).model_dump(mode="json")
+            TRANSACTION.dump_python(TRANSACTION.validate_python(row._asdict()), mode="json")
             for row in replay[list(schema.REQUEST_COLUMNS)].itertuples(index=False)
         ]
         if batch_rows:  # earlier transactions of a batch count for later ones, as offline

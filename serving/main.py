@@ -66,6 +66,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # out of the garbage collector's full passes, which a batch's records would otherwise
     # trigger over and over (each pass walks every object of the process).
     gc.freeze()
+    # A request allocates a few hundred objects and frees nearly all of them itself; the
+    # default thresholds (700, 10, 10) still run a collection every few requests, and older
+    # generations often enough to show in the tail latency (p99 at 8 connections: 7.4-11.5 ms
+    # with them, 6.0-8.4 ms with these, in one run each here). Cycles are still collected.
+    gc.set_threshold(100_000, 50, 1000)
     try:
         yield
     finally:

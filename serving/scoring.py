@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ class Scored:
     model: LoadedModel
     probabilities: NDArray[np.float64]
 
-    @property
+    @cached_property
     def decisions(self) -> NDArray[np.bool_]:
         """Fraud probability at or above the model's threshold."""
         return np.asarray(self.probabilities >= self.model.threshold)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -21,7 +18,7 @@ from pipelines.features import feature_columns
 from serving.capture import CaptureWriter
 from serving.features import windows
 from serving.metrics import exposition, make_metrics
-from serving.middleware import LimitBody, RecordMetrics
+from serving.middleware import LimitBody, RecordMetrics, ScoringLane, invalid_body
 from serving.model import ModelHolder, ModelNotReadyError, Poller
 from serving.routes import admin, health, labels, model, score
 from serving.scoring import Scorer
@@ -94,17 +91,6 @@ def _one_thread_per_worker() -> None:
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
 
 
-def _json_safe(value: Any) -> Any:
-    """Echoed inputs may hold NaN or infinity, which JSON cannot carry: send them as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; `settings` default to configs/serving.yaml and the environment."""
     settings = settings or load_settings()
@@ -127,8 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(body, media_type=content_type)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return Response(invalid_body(exc), status_code=422, media_type="application/json")
 
     @app.exception_handler(ModelNotReadyError)
     async def not_ready(request: Request, exc: ModelNotReadyError) -> JSONResponse:
@@ -136,4 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(RecordMetrics, metrics=metrics)
     app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(  # outermost: scoring requests skip the layers above
+        ScoringLane,
+        metrics=metrics,
+        max_bytes=settings.limits.max_body_bytes,
+        handlers=score.LANE,
+    )
     return app

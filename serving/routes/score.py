@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from serving.deps import scorer_of, settings_of
 from serving.schemas import BATCH, TRANSACTION, BatchScores, Score
 
 T = TypeVar("T")
@@ -49,15 +48,8 @@ def _body(adapter: TypeAdapter[Any]) -> dict[str, Any]:
 )
 async def score(request: Request) -> Response:
     """Fraud probability and decision for one raw transaction, with the version that scored it."""
-    tx = _parse(TRANSACTION, request.headers.get("content-type", ""), await request.body())
-    scored = scorer_of(request).score([tx])
-    answer = {
-        "transaction_id": tx["transaction_id"],
-        "fraud_probability": float(scored.probabilities[0]),
-        "is_fraud": bool(scored.decisions[0]),
-        "model_version": scored.model.version,
-    }
-    return Response(orjson.dumps(answer), media_type="application/json")
+    answer = score_one(request.app, request.headers.get("content-type", ""), await request.body())
+    return Response(answer, media_type="application/json")
 
 
 @router.post(
@@ -68,10 +60,28 @@ async def score(request: Request) -> Response:
 )
 async def score_batch(request: Request) -> Response:
     """Scores in request order; all rows are scored by the same model version."""
-    txs = _parse(BATCH, request.headers.get("content-type", ""), await request.body())[
-        "transactions"
-    ]
-    limit = settings_of(request).limits.max_batch_rows
+    answer = score_many(request.app, request.headers.get("content-type", ""), await request.body())
+    return Response(answer, media_type="application/json")
+
+
+def score_one(app: Any, content_type: str, body: bytes) -> bytes:
+    """POST /v1/score: the JSON answer, or RequestValidationError / ModelNotReadyError."""
+    tx = _parse(TRANSACTION, content_type, body)
+    scored = app.state.scorer.score([tx])
+    answer = {
+        "transaction_id": tx["transaction_id"],
+        "fraud_probability": float(scored.probabilities[0]),
+        "is_fraud": bool(scored.decisions[0]),
+        "model_version": scored.model.version,
+    }
+    return orjson.dumps(answer)
+
+
+def score_many(app: Any, content_type: str, body: bytes) -> bytes:
+    """POST /v1/score/batch: the JSON answer (the BatchScores document, written directly: no
+    model object per row), or RequestValidationError / ModelNotReadyError."""
+    txs = _parse(BATCH, content_type, body)["transactions"]
+    limit = app.state.settings.limits.max_batch_rows
     if len(txs) > limit:
         _invalid(
             "too_long",
@@ -79,27 +89,26 @@ async def score_batch(request: Request) -> Response:
             f"at most {limit} transactions per batch, got {len(txs)}",
             len(txs),
         )
-    scored = scorer_of(request).score(txs)
+    scored = app.state.scorer.score(txs)
     version = scored.model.version
-    # The BatchScores document, written directly: no model object per row to build and check.
-    body = {
-        "model_version": version,
-        "scores": [
-            {
-                "transaction_id": tx["transaction_id"],
-                "fraud_probability": p,
-                "is_fraud": d,
-                "model_version": version,
-            }
-            for tx, p, d in zip(
-                txs,
-                scored.probabilities.tolist(),
-                scored.decisions.tolist(),
-                strict=True,
-            )
-        ],
-    }
-    return Response(orjson.dumps(body), media_type="application/json")
+    scores = [
+        {
+            "transaction_id": tx["transaction_id"],
+            "fraud_probability": p,
+            "is_fraud": d,
+            "model_version": version,
+        }
+        for tx, p, d in zip(
+            txs, scored.probabilities.tolist(), scored.decisions.tolist(), strict=True
+        )
+    ]
+    return orjson.dumps({"model_version": version, "scores": scores})
+
+
+# The scoring lane (serving/middleware.py) answers these paths without FastAPI's routing,
+# dependency and response machinery; the routes above are what OpenAPI documents and what
+# an app without the lane serves. Both call the same functions.
+LANE = {"/v1/score": score_one, "/v1/score/batch": score_many}
 
 
 def _parse(adapter: TypeAdapter[T], content_type: str, body: bytes) -> T:

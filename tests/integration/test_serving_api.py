@@ -148,6 +148,8 @@ def test_oversized_body_is_413(serving_settings: Callable[..., Settings]) -> Non
         txs = [{**TX, "transaction_id": i} for i in range(100)]
         r = c.post("/v1/score/batch", json={"transactions": txs})
         assert r.status_code == 413
+        metrics = c.get("/metrics").text
+        assert 'fraudops_requests_total{route="/v1/score/batch",status="413"} 1.0' in metrics
         chunks = (json.dumps(TX).encode() for _ in range(200))  # no Content-Length: counted
         r = c.post("/v1/score", content=chunks, headers={"content-type": "application/json"})
         assert r.status_code == 413

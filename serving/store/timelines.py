@@ -49,6 +49,10 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+RETURNING = " RETURNING id, oldest, newest"
+FEW_APPENDS = 8  # up to this many, appends report which rows became worth compacting
+
+
 @dataclass(frozen=True)
 class Kind:
     """Customers (amounts) or terminals (fraud labels)."""
@@ -118,17 +122,37 @@ def rebuild(db: sqlite3.Connection, kind: Kind, keep_us: int) -> None:
 
 
 def append(
-    db: sqlite3.Connection, kind: Kind, ids: list[int], ts: list[int], values: list[float]
-) -> None:
-    """Append new events to their rows, one upsert each (inside the caller's transaction)."""
+    db: sqlite3.Connection,
+    kind: Kind,
+    ids: list[int],
+    ts: list[int],
+    values: list[float],
+    keep_us: int,
+) -> list[int]:
+    """Append new events to their rows, one upsert each (inside the caller's transaction).
+
+    Returns the ids worth compacting when a few events were appended (one statement each,
+    which reports the row's state): rows now holding more than they must keep. Real-time
+    traffic appends a few at a time and may never read a timeline whole, so this is how its
+    rows stay bounded. Rows merely out of order are left to readers, who sort them as they
+    read and report them (sorting each on append would cost more than it saves). Larger
+    appends return nothing: their batch reads every row it touched right after.
+    """
     since = horizon(db, kind)  # for entities seen for the first time
-    db.executemany(
-        APPEND.format(table=kind.table),
-        [
-            (i, since, t, t, struct.pack("<q", t), struct.pack("<d", v))
-            for i, t, v in zip(ids, ts, values, strict=True)
-        ],
-    )
+    rows = [
+        (i, since, t, t, struct.pack("<q", t), struct.pack("<d", v))
+        for i, t, v in zip(ids, ts, values, strict=True)
+    ]
+    sql = APPEND.format(table=kind.table)
+    if len(rows) > FEW_APPENDS:
+        db.executemany(sql, rows)
+        return []
+    stale = []
+    for row in rows:
+        i, oldest, newest = db.execute(sql + RETURNING, row).fetchone()
+        if oldest < newest - keep_us - SLACK_US:
+            stale.append(int(i))
+    return stale
 
 
 def ids_json(ids: Iterable[int] | NDArray[np.int64]) -> str:
@@ -148,13 +172,6 @@ def _fetch(
         (ids_json(ids),),
     ).fetchall()
     return {r[0]: r[1:] for r in rows}
-
-
-def _sorted(ts_blob: bytes, value_blob: bytes) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    ts = np.frombuffer(ts_blob, dtype="<i8").astype(np.int64)
-    values = np.frombuffer(value_blob, dtype="<f8").astype(np.float64)
-    order = np.argsort(ts, kind="stable")
-    return ts[order], values[order]
 
 
 def compacted(
@@ -208,6 +225,19 @@ def refresh(db: sqlite3.Connection, kind: Kind, ids: Iterable[int]) -> None:
     _write(db, kind, out)
 
 
+def _in_order(tl: Timelines, in_order: NDArray[np.bool_]) -> Timelines:
+    """`tl` with its segments appended out of order sorted by time, all in one sort (after a
+    burst of out-of-order traffic most rows may be, until compaction catches up)."""
+    if in_order.all():
+        return tl
+    owner = np.repeat(np.arange(len(tl.lengths), dtype=np.int64), tl.lengths)
+    moved = np.flatnonzero(~in_order[owner])  # the events of unsorted segments
+    order = moved[np.lexsort((tl.ts[moved], owner[moved]))]  # each stays in its segment
+    ts, values = tl.ts.copy(), tl.values.copy()
+    ts[moved], values[moved] = tl.ts[order], tl.values[order]
+    return Timelines(ts, values, tl.lengths)
+
+
 @dataclass(frozen=True)
 class Read:
     """The timelines of some entities, one segment each, and what the reader noticed."""
@@ -226,11 +256,7 @@ def read(db: sqlite3.Connection, kind: Kind, ids: NDArray[np.int64], keep_us: in
         return Read(Timelines.from_blobs([], []), np.zeros(0, dtype=np.int64), [])
     since_, in_order_, ts_, values_ = zip(*found, strict=True)
     since, in_order = np.array(since_, dtype=np.int64), np.array(in_order_, dtype=bool)
-    ts_blobs, value_blobs = list(ts_), list(values_)
-    for k in np.flatnonzero(~in_order).tolist():  # appended out of order: sort here
-        ts, values = _sorted(ts_blobs[k], value_blobs[k])
-        ts_blobs[k], value_blobs[k] = ts.tobytes(), values.tobytes()
-    timelines = Timelines.from_blobs(ts_blobs, value_blobs)
+    timelines = _in_order(Timelines.from_blobs(list(ts_), list(values_)), in_order)
     # Holding more than it must (oldest < newest - keep - slack): worth pruning.
     ends = np.cumsum(timelines.lengths)
     some = timelines.lengths > 0

@@ -293,3 +293,26 @@ def test_batches_mixing_late_and_recent_transactions_are_exact(store: Store) -> 
         assert counts == want[0], (j, e)
         assert sums == pytest.approx(want[1], abs=1e-9), (j, e)
         assert (t_counts, frauds) == (want[2], want[3]), (j, e)
+
+
+def test_sqlite_real_time_traffic_alone_gets_its_timelines_compacted(tmp_path: Path) -> None:
+    """One transaction at a time never reads a timeline whole; its appends report the rows
+    that grew past what they keep, and compaction prunes (and sorts) them."""
+    import sqlite3
+
+    from serving.store import timelines as tl
+
+    store = open_store("sqlite", tmp_path / "online.db", None, WINDOWS)
+    try:
+        for i, day in enumerate([5.0, 3.0, 150.0]):  # out of order; then two reaches later
+            _add(store, [_event(i + 1, day, amount=1.0)])
+        assert 1 in store._stale[tl.CUSTOMERS]  # type: ignore[attr-defined]
+        store._compact()  # type: ignore[attr-defined]  # what the background thread does
+        with sqlite3.connect(tmp_path / "online.db") as raw:
+            ts, in_order = raw.execute(
+                "SELECT ts, sorted FROM customer_timeline WHERE id = 1"
+            ).fetchone()
+        assert in_order == 1
+        assert len(ts) == 8  # days 3 and 5 pruned: more than 60 days before day 150
+    finally:
+        store.close()

@@ -62,3 +62,17 @@ def test_empty_timelines_give_empty_windows() -> None:
     counts, sums = aggregate(tl, np.array([0, 1, 1]), np.array([5, 6, 7]), WINDOWS)
     assert not counts.any()
     assert not sums.any()
+
+
+def test_segments_appended_out_of_order_are_sorted_within_themselves() -> None:
+    from serving.store.timelines import _in_order
+
+    tl = Timelines(
+        np.array([5, 1, 3, 10, 20, 9, 7, 8], dtype=np.int64),
+        np.array([0.5, 0.1, 0.3, 1.0, 2.0, 0.9, 0.7, 0.8]),
+        np.array([3, 2, 0, 3], dtype=np.int64),  # the second is in order; one is empty
+    )
+    got = _in_order(tl, np.array([False, True, True, False]))
+    assert got.ts.tolist() == [1, 3, 5, 10, 20, 7, 8, 9]
+    assert got.values.tolist() == [0.1, 0.3, 0.5, 1.0, 2.0, 0.7, 0.8, 0.9]
+    assert got.lengths.tolist() == [3, 2, 0, 3]

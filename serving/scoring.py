@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,9 +37,6 @@ class Scored:
         return np.asarray(self.probabilities >= self.model.threshold)
 
 
-FEW_ROWS = 16
-
-
 @dataclass(frozen=True)
 class _Captured:
     """One request's capture, encoded by the capture thread (serving/capture.py)."""
@@ -57,26 +53,20 @@ class _Captured:
     def line(self) -> bytes:
         """The request as one log line: its values in columns, features by name."""
         e, model = self.events, self.scored.model
-        # orjson writes NumPy arrays directly (C-ordered ones); for a few rows, lists are
-        # cheaper than its per-array overhead.
-        few = len(e) <= FEW_ROWS
-        by_feature = self.features.T.tolist() if few else np.ascontiguousarray(self.features.T)
-        rows: list[NDArray[Any]] = [e.transaction_id, e.customer_id, e.terminal_id, e.amount]
-        rows += [self.scored.probabilities, self.scored.decisions]
-        tid, customer, terminal, amount, p, d = (r.tolist() for r in rows) if few else rows
+        by_feature = np.ascontiguousarray(self.features.T)  # orjson writes C-ordered arrays
         return encode(
             {
                 "captured_at": self.captured_at,
                 "model_name": model.name,
                 "model_version": model.version,
-                "transaction_id": tid,
+                "transaction_id": e.transaction_id,
                 "tx_datetime": e.ts_us.astype("datetime64[us]"),
-                "customer_id": customer,
-                "terminal_id": terminal,
-                "tx_amount": amount,
+                "customer_id": e.customer_id,
+                "terminal_id": e.terminal_id,
+                "tx_amount": e.amount,
                 "features": dict(zip(self.names, by_feature, strict=True)),
-                "fraud_probability": p,
-                "is_fraud": d,
+                "fraud_probability": self.scored.probabilities,
+                "is_fraud": self.scored.decisions,
             }
         )
 

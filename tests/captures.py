@@ -9,7 +9,7 @@ from serving.capture import columns_of, decode, encode
 
 DEFAULTS: dict[str, Any] = {
     "captured_at": "2026-11-01T00:00:00+00:00",
-    "model_name": "fraud-detector",
+    "model_name": "a-registered-model",
     "model_version": 1,
     "tx_datetime": "2018-06-01T00:00:00",
     "customer_id": 0,

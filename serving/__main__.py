@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import tempfile
 
 from pipelines.errors import ConfigError
+from serving import workers
 from serving.settings import load_settings
 
 
@@ -23,22 +25,21 @@ def main() -> int:
         return 2
     # One OpenMP thread per worker, set before any worker imports a model library.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if settings.server.workers > 1:
+    server = settings.server
+    if server.workers > 1:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fraudops-prom-"))
-        # The workers share one listening socket; by default whichever wakes first accepts
-        # every pending connection, so a client with two keep-alive connections often keeps
-        # one worker busy and the other idle. libuv (uvloop) then accepts one at a time.
-        os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
+        if hasattr(socket, "SO_REUSEPORT"):  # Linux, macOS, BSD: a socket per worker
+            return workers.supervise(server.host, server.port, server.workers)
     import uvicorn
 
     uvicorn.run(
-        "serving.main:create_app",
+        workers.APP,
         factory=True,
-        host=settings.server.host,
-        port=settings.server.port,
-        workers=settings.server.workers,
-        log_level="warning",
-        timeout_graceful_shutdown=30,
+        host=server.host,
+        port=server.port,
+        workers=server.workers,
+        log_level=workers.LOG_LEVEL,
+        timeout_graceful_shutdown=workers.GRACEFUL_S,
     )
     return 0
 

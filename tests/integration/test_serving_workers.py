@@ -1,0 +1,221 @@
+"""`python -m serving` with several workers: a listening socket each (SO_REUSEPORT), so
+connections spread over the workers; a supervisor that replaces a dead worker, stops on a
+worker that cannot start, refuses a port in use, and stops every worker on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.captures import read_predictions
+from tests.integration.conftest import free_port
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT"),
+]
+
+TX: dict[str, Any] = {
+    "transaction_id": 70_000_001,
+    "tx_datetime": "2018-05-11T12:30:05",
+    "customer_id": 7,
+    "terminal_id": 11,
+    "tx_amount": 57.16,
+}
+
+
+def _env(tmp_path: Path, port: int, workers: int = 2, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "FRAUDOPS_SERVING_SERVER__PORT": str(port),
+        "FRAUDOPS_SERVING_SERVER__WORKERS": str(workers),
+        "FRAUDOPS_SERVING_CAPTURE__DIR": str(tmp_path / "capture"),
+        "FRAUDOPS_SERVING_ONLINE_STORE__SQLITE_PATH": str(tmp_path / "online.db"),
+        **extra,
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def _listeners(parent: psutil.Process, port: int) -> dict[int, psutil.Process]:
+    """The parent's child processes listening on `port`, by pid."""
+    found = {}
+    for child in parent.children(recursive=True):
+        try:
+            conns = child.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns):
+            found[child.pid] = child
+    return found
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def service(
+    registered_project: Path, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The service with two workers, both listening; stopped (and checked gone) afterwards."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving"], cwd=registered_project, env=_env(tmp_path, port)
+    )
+    parent = psutil.Process(proc.pid)
+    try:
+        _wait(lambda: _ready(f"http://127.0.0.1:{port}"), "the service to be ready")
+        _wait(lambda: len(_listeners(parent, port)) == 2, "two listening workers")
+        yield proc, port
+    finally:
+        children = parent.children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"workers left behind: {alive}"
+
+
+def test_connections_spread_over_the_workers(
+    service: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    proc, port = service
+    workers = _listeners(psutil.Process(proc.pid), port)
+    clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(16)]
+    try:
+        for client in clients:  # one keep-alive connection each, left open
+            assert client.get("/health").status_code == 200
+        held = {
+            pid: sum(
+                c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                for c in worker.net_connections(kind="tcp")
+            )
+            for pid, worker in workers.items()
+        }
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(held.values()) == 16
+    # By address hash: all 16 on one worker has odds of 2 in 65,536.
+    assert all(n > 0 for n in held.values()), held
+
+
+def test_a_dead_worker_is_replaced(service: tuple[subprocess.Popen[bytes], int]) -> None:
+    proc, port = service
+    parent = psutil.Process(proc.pid)
+    victim = next(iter(_listeners(parent, port).values()))
+    victim.kill()
+    victim.wait(timeout=10)
+
+    def replaced() -> bool:
+        pids = set(_listeners(parent, port))
+        return len(pids) == 2 and victim.pid not in pids
+
+    _wait(replaced, "a replacement worker")
+    url = f"http://127.0.0.1:{port}"
+    for i in range(20):  # new connections, whichever worker takes them
+        answer = httpx.post(
+            f"{url}/v1/score",
+            json={**TX, "transaction_id": TX["transaction_id"] + i},
+            headers={"Connection": "close"},
+        )
+        assert answer.status_code == 200, answer.text
+
+
+def test_sigterm_stops_every_worker_after_flushing_its_capture(
+    registered_project: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = _env(
+        tmp_path,
+        port,
+        FRAUDOPS_SERVING_CAPTURE__FLUSH_INTERVAL_S="60",
+        FRAUDOPS_SERVING_CAPTURE__FLUSH_ROWS="100000",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "serving"], cwd=registered_project, env=env)
+    parent = psutil.Process(proc.pid)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait(lambda: _ready(url), "the service to be ready")
+        _wait(lambda: len(_listeners(parent, port)) == 2, "two listening workers")
+        for i in range(30):  # new connections: both workers capture some
+            httpx.post(
+                f"{url}/v1/score",
+                json={**TX, "transaction_id": 71_000_000 + i},
+                headers={"Connection": "close"},
+            )
+        workers = parent.children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive
+    finally:
+        proc.kill()
+    assert len(read_predictions(tmp_path / "capture")) == 30
+
+
+def test_a_port_in_use_is_refused(registered_project: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "serving"],
+            cwd=registered_project,
+            env=_env(tmp_path, port),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port}: the address is in use" in done.stderr
+
+
+def test_a_worker_that_cannot_start_stops_the_service(
+    registered_project: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    env = _env(
+        tmp_path,
+        free_port(),
+        FRAUDOPS_SERVING_ONLINE_STORE__SQLITE_PATH=str(tmp_path / "a-file" / "online.db"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        cwd=registered_project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3
+    assert "could not start; stopping the service" in err

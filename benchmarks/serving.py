@@ -25,6 +25,7 @@ from benchmarks.context import Context, project_copy
 from benchmarks.report import SectionResult, Target, now_utc, table, targets_table
 from benchmarks.wrk import Load, wrk
 from pipelines.config import load_project_config
+from serving.settings import load_settings
 
 SECONDS = 10
 # Batches are loaded at 8 connections, spread over our workers by the kernel (a socket per
@@ -130,6 +131,7 @@ def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, 
     splits: dict[str, list[int]] = {}
     serve_ours = [sys.executable, "-m", "serving"]
     env_ours = {**env, "FRAUDOPS_SERVING_SERVER__PORT": str(ours)}
+    workers = load_settings(root / "configs/serving.yaml", env_ours).server.workers
     model = load_project_config(root / "configs/project.yaml").registered_model_name
     serve_theirs = [
         sys.executable,
@@ -151,9 +153,12 @@ def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, 
         _server(serve_ours, root, env_ours, f"{u}/ready"),
         _server(serve_theirs, root, env, f"{v}/ping"),
     ):
+        _wait_for_listeners(ours, workers)  # /ready answers once the first worker is up
         results["ours_64"] = wrk(f"{u}/v1/score", 64, SECONDS, tmp, threads=2)
         results["theirs_64"] = wrk(f"{v}/invocations", 64, SECONDS, tmp, one_theirs, threads=2)
-        results["ours_8"] = wrk(f"{u}/v1/score", 8, SECONDS, tmp)
+        with _split_of(ours) as split:
+            results["ours_8"] = wrk(f"{u}/v1/score", 8, SECONDS, tmp)
+        splits["ours_8"] = split
         results["ours_1"] = wrk(f"{u}/v1/score", 1, SECONDS, tmp)
         for k in range(BATCH_ROUNDS):
             with _split_of(ours) as split:
@@ -167,6 +172,22 @@ def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, 
                 )
     del one_ours
     return results, splits
+
+
+def _listeners(port: int) -> int:
+    out = subprocess.run(
+        ["ss", "-tlnH", f"( sport = :{port} )"], capture_output=True, text=True, check=False
+    ).stdout
+    return len(out.splitlines())
+
+
+def _wait_for_listeners(port: int, count: int, timeout: float = 120) -> None:
+    """Until `count` sockets listen on `port` (one per worker: all of them are serving)."""
+    deadline = time.monotonic() + timeout
+    while _listeners(port) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {count} workers listen on port {port}")
+        time.sleep(0.2)
 
 
 @contextmanager
@@ -264,7 +285,10 @@ def run(ctx: Context) -> SectionResult:
     rows = [
         _row("ours /v1/score, 64 conn", loads["ours_64"]),
         _row("mlflow /invocations (features given), 64 conn", loads["theirs_64"]),
-        _row("ours /v1/score, 8 conn", loads["ours_8"]),
+        _row(
+            f"ours /v1/score, 8 conn (per worker: {'/'.join(map(str, splits['ours_8'])) or '?'})",
+            loads["ours_8"],
+        ),
         _row("ours /v1/score, 1 conn", loads["ours_1"]),
     ]
     for k in rounds:
@@ -282,7 +306,8 @@ def run(ctx: Context) -> SectionResult:
             rows.append(_row(f"round {k + 1}: mlflow /invocations x1000, {c} conn", load, 1000))
     body = [
         f"Measured {now_utc()}. {__doc__.split(chr(10), 2)[2].strip()} Ours: `python -m "
-        f"serving` with 2 workers (configs/serving.yaml), SQLite online store, capture on. "
+        f"serving` with 2 workers (configs/serving.yaml; a listening socket each, loaded once "
+        f"both listen), SQLite online store, capture on. "
         f"MLflow: `mlflow models serve --env-manager local` (its default, one worker). wrk "
         f"{SECONDS} s per row, one after the other; in-process p50 = the median of "
         f"`Scorer.score` on one transaction, {inproc:.3f} ms. Batches: the same 1,000 "

@@ -6,15 +6,17 @@ gets all of them on one worker while the other idles (8 of 8 in two of three ben
 rounds here, halving batch throughput). With a socket per worker bound with SO_REUSEPORT,
 the kernel spreads new connections over the workers by a hash of their addresses instead.
 
-The parent process only supervises: it starts the workers, restarts one that dies, and on
-SIGTERM or SIGINT passes SIGTERM on and waits for each to finish its requests and flush its
-capture. A worker that fails to start stops the service (its replacement would fail too).
+The parent process only supervises: it starts the workers, replaces one that dies (and drops
+its live gauges from the shared metrics), and on SIGTERM or SIGINT passes SIGTERM on and
+waits for each worker to finish its requests and flush its capture. A worker that fails to
+start stops the service (its replacement would fail the same way).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -78,6 +80,14 @@ def _worker(host: str, port: int) -> None:  # pragma: no cover - runs in a child
         sys.exit(STARTUP_FAILURE)
 
 
+def _forget_metrics_of(pid: int | None) -> None:
+    """Drop a dead worker's live gauges (the model version it served) from /metrics."""
+    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def supervise(host: str, port: int, workers: int) -> int:
     """Run `workers` worker processes until SIGTERM or SIGINT; return the exit status."""
     if not port_free(host, port):
@@ -109,6 +119,7 @@ def supervise(host: str, port: int, workers: int) -> int:
                 stop.set()
                 break
             log.warning("worker %s exited (%s); starting another", process.pid, process.exitcode)
+            _forget_metrics_of(process.pid)
             stop.wait(RESTART_PAUSE_S)
             if not stop.is_set():
                 processes[i] = start()

@@ -145,6 +145,10 @@ def test_a_dead_worker_is_replaced(service: tuple[subprocess.Popen[bytes], int])
             headers={"Connection": "close"},
         )
         assert answer.status_code == 200, answer.text
+    # The dead worker's model-version gauge is gone from the metrics the workers share.
+    metrics = httpx.get(f"{url}/metrics").text
+    assert "fraudops_model_version" in metrics
+    assert f'pid="{victim.pid}"' not in metrics
 
 
 def test_sigterm_stops_every_worker_after_flushing_its_capture(

@@ -316,3 +316,51 @@ def test_sqlite_real_time_traffic_alone_gets_its_timelines_compacted(tmp_path: P
         assert len(ts) == 8  # days 3 and 5 pruned: more than 60 days before day 150
     finally:
         store.close()
+
+
+def _write_from_another_process(path: str, start: int, shared: int) -> None:
+    """One worker's traffic: its own transactions one by one, and ids another worker scores too."""
+    store = open_store("sqlite", Path(path), None, WINDOWS)
+    try:
+        for i in range(100):
+            _add(store, [_event(start + i, 1 + i / 1000, customer=start)])
+            _add(store, [_event(shared + i % 20, 2, customer=0)])
+    finally:
+        store.close()
+
+
+def test_sqlite_writers_in_several_processes_count_every_event_once(tmp_path: Path) -> None:
+    """Two worker processes and a thread writing the same file at once: no 'database is
+    locked', no event lost or counted twice."""
+    import multiprocessing
+    import threading
+
+    path = tmp_path / "online.db"
+    open_store("sqlite", path, None, WINDOWS).close()  # schema first, as the service does
+    spawn = multiprocessing.get_context("spawn")
+    workers = [
+        spawn.Process(target=_write_from_another_process, args=(str(path), start, 9_000))
+        for start in (1_000, 2_000)
+    ]
+    for w in workers:
+        w.start()
+    here = open_store("sqlite", path, None, WINDOWS)
+    try:
+        writer = threading.Thread(
+            target=_write_from_another_process, args=(str(path), 3_000, 9_000)
+        )
+        writer.start()
+        writer.join(120)
+        for w in workers:
+            w.join(120)
+            assert w.exitcode == 0
+        # Each writer's 100 own transactions, and the 20 shared ones once.
+        for customer in (1_000, 2_000, 3_000):
+            assert _one(_add(here, [_event(99_000 + customer, 1.5, customer=customer)]))[0] == [
+                101,
+                101,
+                101,
+            ]
+        assert _one(_add(here, [_event(99_999, 2, customer=0)]))[0] == [21, 21, 21]
+    finally:
+        here.close()

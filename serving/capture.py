@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -141,11 +142,15 @@ class CaptureWriter:
         return self._queued
 
     def _run(self) -> None:
+        """Encode what is queued; write every `flush_rows` rows, and at the latest
+        `flush_interval_s` after the oldest line not yet written (steady traffic included)."""
         lines: list[bytes] = []
         rows = 0
+        due: float | None = None  # when the lines held must be written
         while True:
+            wait = self._interval if due is None else max(0.0, due - time.monotonic())
             try:
-                item = self._queue.get(timeout=self._interval)
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
                 item = None
             if item is _STOP:
@@ -158,9 +163,11 @@ class CaptureWriter:
             elif item is not None:
                 lines.append(item.line())
                 rows += len(item)
-            if lines and (item is None or rows >= self._flush_rows):
+            if lines and due is None:
+                due = time.monotonic() + self._interval
+            if lines and (rows >= self._flush_rows or time.monotonic() >= (due or 0.0)):
                 self._write(lines, rows)
-                lines, rows = [], 0
+                lines, rows, due = [], 0, None
 
     def _write(self, lines: list[bytes], rows: int) -> None:
         if not lines:

@@ -64,3 +64,18 @@ def test_a_full_queue_counts_what_it_drops(tmp_path: Path) -> None:
     writer.start()
     writer.stop()
     assert (writer.written, writer.dropped) == (3, 3)
+
+
+def test_steady_traffic_is_written_within_the_flush_interval(tmp_path: Path) -> None:
+    """A request every 50 ms never leaves the writer idle for the 200 ms interval: lines are
+    still written 200 ms after the oldest one, not held until `flush_rows`."""
+    writer = CaptureWriter(tmp_path, queue_rows=10_000, flush_rows=10_000, flush_interval_s=0.2)
+    writer.start()
+    try:
+        for i in range(20):  # one second of traffic
+            writer.submit_batch(_Rows(i, 1))
+            time.sleep(0.05)
+        assert writer.written >= 10  # without a deadline: 0 until stop
+    finally:
+        writer.stop()
+    assert writer.written == 20

@@ -65,7 +65,11 @@ def _worker(host: str, port: int) -> None:  # pragma: no cover - runs in a child
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    sock = _listening_socket(host, port, reuse_port=True)
+    try:
+        sock = _listening_socket(host, port, reuse_port=True)
+    except OSError as exc:  # taken since the supervisor looked: a restart would fail too
+        logging.getLogger(__name__).error("cannot listen on %s:%d: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
     config = uvicorn.Config(
         APP,
         factory=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -15,9 +14,7 @@ from serving.settings import load_settings
 
 def main() -> int:
     """Validate settings first (a bad value never binds a port), then serve."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    workers.configure_logging()
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -163,9 +163,11 @@ class CaptureWriter:
             elif item is not None:
                 lines.append(item.line())
                 rows += len(item)
-            if lines and due is None:
+            if not lines:
+                continue
+            if due is None:
                 due = time.monotonic() + self._interval
-            if lines and (rows >= self._flush_rows or time.monotonic() >= (due or 0.0)):
+            if rows >= self._flush_rows or time.monotonic() >= due:
                 self._write(lines, rows)
                 lines, rows, due = [], 0, None
 

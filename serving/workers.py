@@ -33,6 +33,13 @@ STARTUP_FAILURE = 3  # uvicorn's exit status for a server that could not start
 RESTART_PAUSE_S = 1.0  # between restarts of a dying worker: no hot loop
 
 
+def configure_logging() -> None:
+    """The service's log format, in the supervisor and in each worker (spawned: fresh)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
 def _listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -62,13 +69,11 @@ def port_free(host: str, port: int) -> bool:
 def _worker(host: str, port: int) -> None:  # pragma: no cover - runs in a child process
     import uvicorn
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     try:
         sock = _listening_socket(host, port, reuse_port=True)
     except OSError as exc:  # taken since the supervisor looked: a restart would fail too
-        logging.getLogger(__name__).error("cannot listen on %s:%d: %s", host, port, exc)
+        log.error("cannot listen on %s:%d: %s", host, port, exc)
         sys.exit(STARTUP_FAILURE)
     config = uvicorn.Config(
         APP,

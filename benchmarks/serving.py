@@ -25,12 +25,10 @@ from benchmarks.context import Context, project_copy
 from benchmarks.report import SectionResult, Target, now_utc, table, targets_table
 from benchmarks.wrk import Load, wrk
 from pipelines.config import load_project_config
-from serving.settings import load_settings
 
 SECONDS = 10
-# Batches are loaded at 8 connections, spread over our workers by the kernel (a socket per
-# worker, serving/workers.py): with 2, both land on one worker half the time, which
-# measures one worker. MLflow gets its best of 2 and 8 connections.
+# Batches are loaded at 8 connections, which our supervisor shares evenly among the workers
+# (serving/workers.py). MLflow gets its best of 2 and 8 connections.
 BATCH_CONNECTIONS = 8
 # Batch throughput moves by a quarter between runs here, MLflow's more than ours: the
 # target compares medians over rounds that alternate the two servers.
@@ -131,7 +129,6 @@ def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, 
     splits: dict[str, list[int]] = {}
     serve_ours = [sys.executable, "-m", "serving"]
     env_ours = {**env, "FRAUDOPS_SERVING_SERVER__PORT": str(ours)}
-    workers = load_settings(root / "configs/serving.yaml", env_ours).server.workers
     model = load_project_config(root / "configs/project.yaml").registered_model_name
     serve_theirs = [
         sys.executable,
@@ -153,7 +150,6 @@ def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, 
         _server(serve_ours, root, env_ours, f"{u}/ready"),
         _server(serve_theirs, root, env, f"{v}/ping"),
     ):
-        _wait_for_listeners(ours, workers)  # /ready answers once the first worker is up
         results["ours_64"] = wrk(f"{u}/v1/score", 64, SECONDS, tmp, threads=2)
         results["theirs_64"] = wrk(f"{v}/invocations", 64, SECONDS, tmp, one_theirs, threads=2)
         with _split_of(ours) as split:
@@ -174,27 +170,11 @@ def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, 
     return results, splits
 
 
-def _listeners(port: int) -> int:
-    out = subprocess.run(
-        ["ss", "-tlnH", f"( sport = :{port} )"], capture_output=True, text=True, check=False
-    ).stdout
-    return len(out.splitlines())
-
-
-def _wait_for_listeners(port: int, count: int, timeout: float = 120) -> None:
-    """Until `count` sockets listen on `port` (one per worker: all of them are serving)."""
-    deadline = time.monotonic() + timeout
-    while _listeners(port) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"fewer than {count} workers listen on port {port}")
-        time.sleep(0.2)
-
-
 @contextmanager
 def _split_of(port: int) -> Iterator[list[int]]:
     """How the connections to `port` are spread over the server's processes, a few seconds
-    into the load (the kernel spreads them by address hash: a run may still load one
-    worker more than the other, and this says so)."""
+    into the load (a check on the balancing: with uneven shares, one worker's queue sets
+    the tail latency)."""
     split: list[int] = []
 
     def look() -> None:
@@ -306,13 +286,14 @@ def run(ctx: Context) -> SectionResult:
             rows.append(_row(f"round {k + 1}: mlflow /invocations x1000, {c} conn", load, 1000))
     body = [
         f"Measured {now_utc()}. {__doc__.split(chr(10), 2)[2].strip()} Ours: `python -m "
-        f"serving` with 2 workers (configs/serving.yaml; a listening socket each, loaded once "
-        f"both listen), SQLite online store, capture on. "
+        f"serving` with 2 workers (configs/serving.yaml; it listens once both are ready and "
+        f"hands each connection to the worker holding the fewest), SQLite online store, "
+        f"capture on. "
         f"MLflow: `mlflow models serve --env-manager local` (its default, one worker). wrk "
         f"{SECONDS} s per row, one after the other; in-process p50 = the median of "
         f"`Scorer.score` on one transaction, {inproc:.3f} ms. Batches: the same 1,000 "
-        f"transactions in every request, {BATCH_CONNECTIONS} connections (so both of our "
-        f"workers usually get some: the split is shown), in {BATCH_ROUNDS} rounds that "
+        f"transactions in every request, {BATCH_CONNECTIONS} connections (the split over "
+        f"our workers is shown), in {BATCH_ROUNDS} rounds that "
         f"alternate the servers; the target compares the median of our rounds with the "
         f"median of MLflow's, each round counting MLflow's better run of "
         f"{BATCH_CONNECTIONS} and 2 connections.",

@@ -25,7 +25,7 @@ def main() -> int:
     server = settings.server
     if server.workers > 1:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fraudops-prom-"))
-        if hasattr(socket, "SO_REUSEPORT"):  # Linux, macOS, BSD: a socket per worker
+        if hasattr(socket, "send_fds"):  # Unix: connections balanced by the supervisor
             return workers.supervise(server.host, server.port, server.workers)
     import uvicorn
 

@@ -1,6 +1,6 @@
-"""`python -m serving` with several workers: a listening socket each (SO_REUSEPORT), so
-connections spread over the workers; a supervisor that replaces a dead worker, stops on a
-worker that cannot start, refuses a port in use, and stops every worker on SIGTERM."""
+"""`python -m serving` with several workers: a supervisor that accepts and hands each
+connection to the worker holding the fewest, replaces a dead worker, stops on a worker that
+cannot start, refuses a port in use, and stops every worker on SIGTERM."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from tests.integration.conftest import free_port
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT"),
+    pytest.mark.skipif(
+        not hasattr(socket, "send_fds"), reason="needs Unix file descriptor passing"
+    ),
 ]
 
 TX: dict[str, Any] = {
@@ -49,17 +51,24 @@ def _env(tmp_path: Path, port: int, workers: int = 2, **extra: str) -> dict[str,
     return env
 
 
-def _listeners(parent: psutil.Process, port: int) -> dict[int, psutil.Process]:
-    """The parent's child processes listening on `port`, by pid."""
+def _workers(parent: psutil.Process) -> dict[int, psutil.Process]:
+    """The supervisor's worker processes (spawned by multiprocessing), by pid."""
     found = {}
-    for child in parent.children(recursive=True):
+    for child in parent.children():
         try:
-            conns = child.net_connections(kind="tcp")
+            if any("spawn_main" in part for part in child.cmdline()):
+                found[child.pid] = child
         except psutil.NoSuchProcess:
             continue
-        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns):
-            found[child.pid] = child
     return found
+
+
+def _held(worker: psutil.Process, port: int) -> int:
+    """How many connections to `port` the worker holds open."""
+    return sum(
+        c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+        for c in worker.net_connections(kind="tcp")
+    )
 
 
 def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
@@ -88,7 +97,7 @@ def service(
     parent = psutil.Process(proc.pid)
     try:
         _wait(lambda: _ready(f"http://127.0.0.1:{port}"), "the service to be ready")
-        _wait(lambda: len(_listeners(parent, port)) == 2, "two listening workers")
+        assert len(_workers(parent)) == 2  # it listens once both are ready
         yield proc, port
     finally:
         children = parent.children(recursive=True)
@@ -101,39 +110,48 @@ def service(
         assert not alive, f"workers left behind: {alive}"
 
 
-def test_connections_spread_over_the_workers(
+def _keep_alive(port: int) -> socket.socket:
+    """A connection that asked for /health and stays open (HTTP/1.1 keep-alive)."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+    assert conn.recv(4096).startswith(b"HTTP/1.1 200"), "no answer from /health"
+    return conn
+
+
+def test_connections_are_shared_evenly_by_the_workers(
     service: tuple[subprocess.Popen[bytes], int],
 ) -> None:
     proc, port = service
-    workers = _listeners(psutil.Process(proc.pid), port)
-    clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(16)]
+    workers = _workers(psutil.Process(proc.pid))
+    conns = [_keep_alive(port) for _ in range(16)]
     try:
-        for client in clients:  # one keep-alive connection each, left open
-            assert client.get("/health").status_code == 200
-        held = {
-            pid: sum(
-                c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
-                for c in worker.net_connections(kind="tcp")
-            )
-            for pid, worker in workers.items()
-        }
+        held = {pid: _held(worker, port) for pid, worker in workers.items()}
+        # Close 6 of one worker's connections: it holds 2, the other 8 ...
+        first = next(iter(workers.values()))
+        theirs = {c.raddr.port for c in first.net_connections(kind="tcp") if c.raddr}
+        mine = [c for c in conns if c.getsockname()[1] in theirs][:6]
+        for conn in mine:
+            conns.remove(conn)
+            conn.close()
+        _wait(lambda: _held(first, port) == 2, "6 connections closed")
+        conns += [_keep_alive(port) for _ in range(6)]  # ... and new ones all go to the first
+        refilled = {pid: _held(worker, port) for pid, worker in workers.items()}
     finally:
-        for client in clients:
-            client.close()
-    assert sum(held.values()) == 16
-    # By address hash: all 16 on one worker has odds of 2 in 65,536.
-    assert all(n > 0 for n in held.values()), held
+        for conn in conns:
+            conn.close()
+    assert sorted(held.values()) == [8, 8], held
+    assert sorted(refilled.values()) == [8, 8], refilled
 
 
 def test_a_dead_worker_is_replaced(service: tuple[subprocess.Popen[bytes], int]) -> None:
     proc, port = service
     parent = psutil.Process(proc.pid)
-    victim = next(iter(_listeners(parent, port).values()))
+    victim = next(iter(_workers(parent).values()))
     victim.kill()
     victim.wait(timeout=10)
 
     def replaced() -> bool:
-        pids = set(_listeners(parent, port))
+        pids = set(_workers(parent))
         return len(pids) == 2 and victim.pid not in pids
 
     _wait(replaced, "a replacement worker")
@@ -166,7 +184,6 @@ def test_sigterm_stops_every_worker_after_flushing_its_capture(
     try:
         url = f"http://127.0.0.1:{port}"
         _wait(lambda: _ready(url), "the service to be ready")
-        _wait(lambda: len(_listeners(parent, port)) == 2, "two listening workers")
         for i in range(30):  # new connections: both workers capture some
             httpx.post(
                 f"{url}/v1/score",

@@ -1,9 +1,12 @@
 """Prediction capture (the Model Monitor data-capture counterpart).
 
-Every scored request is queued on the request path (a non-blocking put) and written by a
-background thread to an append-only JSON-lines log, one file per process and day:
-`<dir>/date=YYYY-MM-DD/part-<pid>.jsonl`. `stop()` drains the queue, so a graceful shutdown
-loses nothing. When the queue is full the rows are counted as dropped, never silently.
+Every scored request is queued on the request path (appended to a deque: no lock, no
+thread woken) and written by a background thread to an append-only JSON-lines log, one file
+per process and day: `<dir>/date=YYYY-MM-DD/part-<pid>.jsonl`. The thread wakes every
+`DRAIN_S` and takes whatever is queued: waking it for each request (a `queue.Queue`) cost a
+third of the service's requests per second, in thread switches and interpreter hand-overs.
+`stop()` drains the queue, so a graceful shutdown loses nothing. When the queue is full the
+rows are counted as dropped, never silently.
 
 Predictions are logged one line per scored request, in columns (`encode`): the request's
 values once per line, each row's values as arrays, feature names once per line, not once
@@ -18,9 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -29,7 +32,8 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
+DRAIN_S = 0.05  # how often the writer thread takes what is queued
+YIELD_EVERY = 16  # lines encoded between two hand-overs of the interpreter to requests
 # Columns of a prediction line: one value per line, then one value per row.
 PER_LINE = ("captured_at", "model_name", "model_version")
 PER_ROW = (
@@ -91,7 +95,8 @@ class CaptureWriter:
 
     def __init__(self, directory: Path, queue_rows: int, flush_rows: int, flush_interval_s: float):
         self._dir = directory
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: deque[Any] = deque()  # append and popleft are atomic: no lock needed
+        self._stopping = threading.Event()
         self._capacity, self._queued = queue_rows, 0  # rows waiting (a batch: its rows)
         self._count = threading.Lock()
         self._flush_rows, self._interval = flush_rows, flush_interval_s
@@ -109,8 +114,7 @@ class CaptureWriter:
         with self._count:
             room = max(0, min(len(records), self._capacity - self._queued))
             self._queued += room
-        for record in records[:room]:
-            self._queue.put_nowait(record)
+        self._queue.extend(records[:room])
         self._lost(len(records) - room)
 
     def submit_batch(self, batch: Batch) -> int:
@@ -120,7 +124,7 @@ class CaptureWriter:
             fits = self._queued + rows <= self._capacity
             self._queued += rows if fits else 0
         if fits:
-            self._queue.put_nowait(batch)
+            self._queue.append(batch)
             return 0
         self._lost(rows)
         return rows
@@ -133,7 +137,7 @@ class CaptureWriter:
     def stop(self, timeout: float = 30) -> None:
         """Write everything queued, then stop the thread."""
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._stopping.set()
             self._thread.join(timeout)
 
     @property
@@ -142,34 +146,37 @@ class CaptureWriter:
         return self._queued
 
     def _run(self) -> None:
-        """Encode what is queued; write every `flush_rows` rows, and at the latest
-        `flush_interval_s` after the oldest line not yet written (steady traffic included)."""
+        """Every `DRAIN_S`, encode what is queued; write every `flush_rows` rows, and at the
+        latest `flush_interval_s` after the oldest line not yet written (steady traffic
+        included); on `stop()`, everything."""
         lines: list[bytes] = []
         rows = 0
         due: float | None = None  # when the lines held must be written
         while True:
-            wait = self._interval if due is None else max(0.0, due - time.monotonic())
-            try:
-                item = self._queue.get(timeout=wait)
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                self._write(lines, rows)
-                self._close()
-                return
-            if isinstance(item, dict):
-                lines.append(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
-                rows += 1
-            elif item is not None:
-                lines.append(item.line())
-                rows += len(item)
-            if not lines:
-                continue
-            if due is None:
+            stopping = self._stopping.wait(DRAIN_S)
+            encoded = 0
+            while self._queue:
+                item = self._queue.popleft()
+                if isinstance(item, dict):
+                    lines.append(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
+                    rows += 1
+                else:
+                    lines.append(item.line())
+                    rows += len(item)
+                encoded += 1
+                if encoded % YIELD_EVERY == 0:
+                    time.sleep(0)  # let a request thread take the interpreter
+                if rows >= self._flush_rows:
+                    self._write(lines, rows)
+                    lines, rows, due = [], 0, None
+            if lines and due is None:
                 due = time.monotonic() + self._interval
-            if rows >= self._flush_rows or time.monotonic() >= due:
+            if stopping or (due is not None and time.monotonic() >= due):
                 self._write(lines, rows)
                 lines, rows, due = [], 0, None
+            if stopping:
+                self._close()
+                return
 
     def _write(self, lines: list[bytes], rows: int) -> None:
         if not lines:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from benchmarks.context import Context, project_copy
 from benchmarks.report import SectionResult, Target, now_utc, table, targets_table
 from benchmarks.wrk import Load, wrk
@@ -33,6 +35,8 @@ BATCH_CONNECTIONS = 8
 # Batch throughput moves by a quarter between runs here, MLflow's more than ours: the
 # target compares medians over rounds that alternate the two servers.
 BATCH_ROUNDS = 3
+# Each load starts once both servers are idle: under 5 % of a core over half a second.
+QUIET, SETTLE_WINDOW_S, SETTLE_TIMEOUT_S = 0.05, 0.5, 60.0
 IN_PROCESS = """
 import datetime as dt, json, statistics, sys, time
 from fastapi.testclient import TestClient
@@ -70,8 +74,39 @@ def _env(root: Path, tmp: Path) -> dict[str, str]:
     }
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time used so far by the process trees of `pids` (those still alive)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in tree:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+    return total
+
+
+def _settle(pids: list[int]) -> None:
+    """Until both servers are idle: a load starts neither while one still works off the
+    previous one (MLflow finishing requests queued at 64 connections, ours compacting)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    before = _cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_WINDOW_S)
+        after = _cpu_seconds(pids)
+        if after - before < QUIET * SETTLE_WINDOW_S:
+            return
+        before = after
+
+
 @contextmanager
-def _server(args: list[str], root: Path, env: dict[str, str], ready: str) -> Iterator[None]:
+def _server(args: list[str], root: Path, env: dict[str, str], ready: str) -> Iterator[int]:
     proc = subprocess.Popen(
         args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -83,7 +118,7 @@ def _server(args: list[str], root: Path, env: dict[str, str], ready: str) -> Ite
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{args} did not become ready")
             time.sleep(0.5)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         try:
@@ -147,25 +182,28 @@ def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, 
     ]
     u, v = f"http://127.0.0.1:{ours}", f"http://127.0.0.1:{theirs}"
     with (
-        _server(serve_ours, root, env_ours, f"{u}/ready"),
-        _server(serve_theirs, root, env, f"{v}/ping"),
+        _server(serve_ours, root, env_ours, f"{u}/ready") as pid_ours,
+        _server(serve_theirs, root, env, f"{v}/ping") as pid_theirs,
     ):
-        results["ours_64"] = wrk(f"{u}/v1/score", 64, SECONDS, tmp, threads=2)
-        results["theirs_64"] = wrk(f"{v}/invocations", 64, SECONDS, tmp, one_theirs, threads=2)
+
+        def load(url: str, conns: int, body: str | None = None, threads: int = 1) -> Load:
+            _settle([pid_ours, pid_theirs])
+            return wrk(url, conns, SECONDS, tmp, body, threads=threads)
+
+        results["ours_64"] = load(f"{u}/v1/score", 64, threads=2)
+        results["theirs_64"] = load(f"{v}/invocations", 64, one_theirs, threads=2)
         with _split_of(ours) as split:
-            results["ours_8"] = wrk(f"{u}/v1/score", 8, SECONDS, tmp)
+            results["ours_8"] = load(f"{u}/v1/score", 8)
         splits["ours_8"] = split
-        results["ours_1"] = wrk(f"{u}/v1/score", 1, SECONDS, tmp)
+        results["ours_1"] = load(f"{u}/v1/score", 1)
         for k in range(BATCH_ROUNDS):
             with _split_of(ours) as split:
-                results[f"ours_batch_{k}"] = wrk(
-                    f"{u}/v1/score/batch", BATCH_CONNECTIONS, SECONDS, tmp, batch_ours
+                results[f"ours_batch_{k}"] = load(
+                    f"{u}/v1/score/batch", BATCH_CONNECTIONS, batch_ours
                 )
             splits[f"ours_batch_{k}"] = split
             for conns in (BATCH_CONNECTIONS, 2):
-                results[f"theirs_batch_{k}_{conns}"] = wrk(
-                    f"{v}/invocations", conns, SECONDS, tmp, batch_theirs
-                )
+                results[f"theirs_batch_{k}_{conns}"] = load(f"{v}/invocations", conns, batch_theirs)
     del one_ours
     return results, splits
 
@@ -290,7 +328,8 @@ def run(ctx: Context) -> SectionResult:
         f"hands each connection to the worker holding the fewest), SQLite online store, "
         f"capture on. "
         f"MLflow: `mlflow models serve --env-manager local` (its default, one worker). wrk "
-        f"{SECONDS} s per row, one after the other; in-process p50 = the median of "
+        f"{SECONDS} s per row, one after the other, each once both servers are idle (under "
+        f"{QUIET:.0%} of a core for {SETTLE_WINDOW_S} s); in-process p50 = the median of "
         f"`Scorer.score` on one transaction, {inproc:.3f} ms. Batches: the same 1,000 "
         f"transactions in every request, {BATCH_CONNECTIONS} connections (the split over "
         f"our workers is shown), in {BATCH_ROUNDS} rounds that "

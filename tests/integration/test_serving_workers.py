@@ -1,6 +1,7 @@
 """`python -m serving` with several workers: a supervisor that accepts and hands each
 connection to the worker holding the fewest, replaces a dead worker, stops on a worker that
-cannot start, refuses a port in use, and stops every worker on SIGTERM."""
+cannot start, refuses a port in use, and stops every worker on SIGTERM; killed, it leaves no
+worker behind."""
 
 from __future__ import annotations
 
@@ -167,6 +168,25 @@ def test_a_dead_worker_is_replaced(service: tuple[subprocess.Popen[bytes], int])
     metrics = httpx.get(f"{url}/metrics").text
     assert "fraudops_model_version" in metrics
     assert f'pid="{victim.pid}"' not in metrics
+
+
+def test_workers_stop_when_the_supervisor_is_killed(
+    registered_project: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving"], cwd=registered_project, env=_env(tmp_path, port)
+    )
+    parent = psutil.Process(proc.pid)
+    try:
+        _wait(lambda: _ready(f"http://127.0.0.1:{port}"), "the service to be ready")
+        workers = list(_workers(parent).values())
+        assert len(workers) == 2
+        proc.kill()  # no SIGTERM to pass on: each worker sees its channel close
+        _, alive = psutil.wait_procs(workers, timeout=60)
+    finally:
+        proc.kill()
+    assert not alive, f"workers left behind: {alive}"
 
 
 def test_sigterm_stops_every_worker_after_flushing_its_capture(

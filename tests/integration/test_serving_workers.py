@@ -101,7 +101,10 @@ def service(
         assert len(_workers(parent)) == 2  # it listens once both are ready
         yield proc, port
     finally:
-        children = parent.children(recursive=True)
+        try:
+            children = parent.children(recursive=True)
+        except psutil.NoSuchProcess:  # killed by the test, which checks its workers
+            children = []
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)
@@ -171,21 +174,13 @@ def test_a_dead_worker_is_replaced(service: tuple[subprocess.Popen[bytes], int])
 
 
 def test_workers_stop_when_the_supervisor_is_killed(
-    registered_project: Path, tmp_path: Path
+    service: tuple[subprocess.Popen[bytes], int],
 ) -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving"], cwd=registered_project, env=_env(tmp_path, port)
-    )
-    parent = psutil.Process(proc.pid)
-    try:
-        _wait(lambda: _ready(f"http://127.0.0.1:{port}"), "the service to be ready")
-        workers = list(_workers(parent).values())
-        assert len(workers) == 2
-        proc.kill()  # no SIGTERM to pass on: each worker sees its channel close
-        _, alive = psutil.wait_procs(workers, timeout=60)
-    finally:
-        proc.kill()
+    proc, _ = service
+    workers = list(_workers(psutil.Process(proc.pid)).values())
+    proc.kill()  # no SIGTERM to pass on: each worker sees its channel close
+    proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=60)
     assert not alive, f"workers left behind: {alive}"
 
 

@@ -186,22 +186,33 @@ def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, 
         _server(serve_theirs, root, env, f"{v}/ping") as pid_theirs,
     ):
 
-        def load(url: str, conns: int, body: str | None = None, threads: int = 1) -> Load:
+        def load(
+            url: str,
+            conns: int,
+            body: str | None = None,
+            threads: int = 1,
+            split: list[int] | None = None,
+        ) -> Load:
+            """One wrk run once both servers are idle; `split` gets how our workers shared it."""
             _settle([pid_ours, pid_theirs])
-            return wrk(url, conns, SECONDS, tmp, body, threads=threads)
+            if split is None:
+                return wrk(url, conns, SECONDS, tmp, body, threads=threads)
+            with _split_of(ours) as seen:
+                done = wrk(url, conns, SECONDS, tmp, body, threads=threads)
+            split.extend(seen)
+            return done
 
         results["ours_64"] = load(f"{u}/v1/score", 64, threads=2)
         results["theirs_64"] = load(f"{v}/invocations", 64, one_theirs, threads=2)
-        with _split_of(ours) as split:
-            results["ours_8"] = load(f"{u}/v1/score", 8)
-        splits["ours_8"] = split
+        results["ours_8"] = load(f"{u}/v1/score", 8, split=splits.setdefault("ours_8", []))
         results["ours_1"] = load(f"{u}/v1/score", 1)
         for k in range(BATCH_ROUNDS):
-            with _split_of(ours) as split:
-                results[f"ours_batch_{k}"] = load(
-                    f"{u}/v1/score/batch", BATCH_CONNECTIONS, batch_ours
-                )
-            splits[f"ours_batch_{k}"] = split
+            results[f"ours_batch_{k}"] = load(
+                f"{u}/v1/score/batch",
+                BATCH_CONNECTIONS,
+                batch_ours,
+                split=splits.setdefault(f"ours_batch_{k}", []),
+            )
             for conns in (BATCH_CONNECTIONS, 2):
                 results[f"theirs_batch_{k}_{conns}"] = load(f"{v}/invocations", conns, batch_theirs)
     del one_ours

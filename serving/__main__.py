@@ -29,6 +29,7 @@ def main() -> int:
             return workers.supervise(server.host, server.port, server.workers)
     import uvicorn
 
+    workers.keep_heap()  # this process serves when there is one worker
     uvicorn.run(
         workers.APP,
         factory=True,

@@ -33,13 +33,15 @@ from serving.store.windows import Timelines
 NEVER = -(2**62)  # `since` of a complete history
 SLACK_US = 86_400 * 1_000_000  # compact once a row holds a day more than it must keep
 COLUMNS = "id, since, oldest, newest, sorted, ts, value"
-# What a reader needs: one row per id asked for, in that order; an entity without a row
-# reads as empty and complete after the kind's horizon. No id column and no dictionary to
-# put the rows back in order with: a fifth less time for 1,000 ids.
+# What a reader needs: one row per id asked for, with its place in the list; an entity
+# without a row reads as empty and complete after the kind's horizon. The left side of a
+# LEFT JOIN is SQLite's outer loop, so rows come in the list's order: with no ORDER BY
+# (which copies every blob through a sorter, a fifth of the query's time), the reader only
+# checks the places, and sorts in the (never seen) case they are out of order.
 READ = """
-SELECT coalesce(t.since, (SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), {never}),
+SELECT j.key, coalesce(t.since, (SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), {never}),
     coalesce(t.sorted, 1), coalesce(t.ts, x''), coalesce(t.value, x'')
-FROM json_each(?) j LEFT JOIN {table} t ON t.id = j.value ORDER BY j.key
+FROM json_each(?) j LEFT JOIN {table} t ON t.id = j.value
 """
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -259,7 +261,10 @@ def read(db: sqlite3.Connection, kind: Kind, ids: NDArray[np.int64], keep_us: in
         return Read(Timelines.from_blobs([], []), np.zeros(0, dtype=np.int64), [])
     sql = READ.format(table=kind.table, never=NEVER)
     rows = db.execute(sql, (kind.horizon_key, ids_json(ids))).fetchall()
-    since_, in_order_, ts_, values_ = zip(*rows, strict=True)
+    place, since_, in_order_, ts_, values_ = zip(*rows, strict=True)
+    if place != tuple(range(len(rows))):  # not in the list's order: put them in it
+        rows.sort(key=lambda row: int(row[0]))
+        place, since_, in_order_, ts_, values_ = zip(*rows, strict=True)
     since, in_order = np.array(since_, dtype=np.int64), np.array(in_order_, dtype=bool)
     timelines = _in_order(Timelines.from_blobs(list(ts_), list(values_)), in_order)
     # Holding more than it must (oldest < newest - keep - slack): worth pruning.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,8 @@ import pytest
 from pipelines.features import DAY_US
 from pipelines.materialize import EVENTS
 from serving.store import Aggregates, Event, Events, Store, Windows, open_store
+from serving.store import timelines as tl
+from serving.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.integration
 
@@ -364,3 +367,40 @@ def test_sqlite_writers_in_several_processes_count_every_event_once(tmp_path: Pa
         assert _one(_add(here, [_event(99_999, 2, customer=0)]))[0] == [21, 21, 21]
     finally:
         here.close()
+
+
+class _Reversed:
+    """A connection whose queries answer in reverse order (SQLite never does for timelines,
+    whose reader relies on it only after checking)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        rows = self._db.execute(sql, params).fetchall()
+        return _Rows(rows[::-1])
+
+
+class _Rows:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+
+def test_timelines_come_back_in_the_order_asked_whatever_sqlite_returns(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "online.db", WINDOWS)
+    try:
+        _add(store, [_event(i, i / 10, customer=i % 7) for i in range(1, 50)])
+        ids = np.array([5, 0, 3, 99, 1], dtype=np.int64)  # 99: no events
+        keep = 60 * DAY_US
+        direct = tl.read(store._db, tl.CUSTOMERS, ids, keep)
+        reversed_ = tl.read(_Reversed(store._db), tl.CUSTOMERS, ids, keep)
+    finally:
+        store.close()
+    assert direct.timelines.lengths.tolist() == [7, 7, 7, 0, 7]
+    for got in (direct, reversed_):
+        assert got.timelines.lengths.tolist() == direct.timelines.lengths.tolist()
+        assert got.timelines.ts.tolist() == direct.timelines.ts.tolist()
+        assert got.since.tolist() == direct.since.tolist()

@@ -138,7 +138,7 @@ class SQLiteStore:
             db = sqlite3.connect(
                 self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            db.execute("PRAGMA journal_mode=WAL")
+            _into_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA wal_autocheckpoint=0")
             # Reads through a memory map: no read() call per page (timelines are page-sized).
@@ -155,19 +155,10 @@ class SQLiteStore:
         SQLite's own busy handler sleeps 1, 2, 5, ... ms between tries: far longer than a
         write here lasts, so under concurrent writers it would set the tail latency.
         """
-        db, pause = self._db, RETRY_FIRST_S
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        db = self._db
         db.execute("PRAGMA busy_timeout = 0")
         try:
-            while True:
-                try:
-                    db.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                time.sleep(pause)
-                pause = min(2 * pause, RETRY_MAX_S)
+            _while_locked(lambda: db.execute("BEGIN IMMEDIATE"))
         finally:
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
@@ -352,6 +343,28 @@ class SQLiteStore:
             for db in self._all:
                 db.close()
             self._all.clear()
+
+
+def _while_locked(attempt: Callable[[], object]) -> None:
+    """Run `attempt` until it does not fail with "database is locked": tries ~0.1 ms apart,
+    doubling to 2 ms, for at most BUSY_TIMEOUT_S."""
+    deadline, pause = time.monotonic() + BUSY_TIMEOUT_S, RETRY_FIRST_S
+    while True:
+        try:
+            attempt()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, RETRY_MAX_S)
+
+
+def _into_wal(db: sqlite3.Connection) -> None:
+    """WAL mode (a property of the file: the first connection sets it for all). Switching
+    fails at once, busy handler or not, while another process holds a lock on the new file:
+    two workers starting together failed one time in three. So it is retried."""
+    _while_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
 
 
 def _aggregate_sql(kind: tl.Kind, windows: tuple[tuple[int, int], ...]) -> str:

@@ -321,6 +321,29 @@ def test_sqlite_real_time_traffic_alone_gets_its_timelines_compacted(tmp_path: P
         store.close()
 
 
+def _open_together(path: str, barrier: Any) -> None:
+    """One worker starting: it opens the store the moment the others do."""
+    barrier.wait(60)
+    open_store("sqlite", Path(path), None, WINDOWS).close()
+
+
+def test_sqlite_workers_starting_together_all_open_a_new_store(tmp_path: Path) -> None:
+    """Switching a new file into WAL mode failed at once ("database is locked") for about
+    one process in three opening it together (a service's workers starting)."""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    for attempt in range(8):
+        path = str(tmp_path / f"online-{attempt}.db")
+        barrier = spawn.Barrier(3)
+        workers = [spawn.Process(target=_open_together, args=(path, barrier)) for _ in range(3)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert [w.exitcode for w in workers] == [0, 0, 0], f"attempt {attempt}"
+
+
 def _write_from_another_process(path: str, start: int, shared: int) -> None:
     """One worker's traffic: its own transactions one by one, and ids another worker scores too."""
     store = open_store("sqlite", Path(path), None, WINDOWS)

@@ -22,9 +22,6 @@ from pipelines.config import (
     load_pipeline_config,
     load_project_config,
 )
-from pipelines.promote import promote, rollback
-from pipelines.register import describe, register
-from pipelines.tracking import configure
 
 
 def actor() -> str:
@@ -97,6 +94,10 @@ def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
     if args.command == "reference":
         stages.reference(cfg, load_monitoring_config())
         return
+    from pipelines.promote import promote, rollback  # MLflow: only for the registry commands
+    from pipelines.register import describe, register
+    from pipelines.tracking import configure
+
     project = load_project_config(args.project)
     name = project.registered_model_name
     if args.command == "register":

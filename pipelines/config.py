@@ -67,7 +67,9 @@ class Source(Strict):
     file writes its values (each option's default leaves the values as they are)."""
 
     kind: Literal["simulator", "file"]
-    path: Path | None = None
+    # The file the raw data comes from: a `dvc.yaml` dependency of `generate`, so a changed
+    # file always re-runs it. For the simulator, its code (pipelines/generate.py).
+    path: Path
     column_map: dict[str, str] = Field(default_factory=dict)
     # strftime format of text timestamps, or epoch_s | epoch_ms | epoch_us for numbers.
     timestamp_format: str | None = Field(default=None, min_length=1)
@@ -76,9 +78,7 @@ class Source(Strict):
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> Source:
-        if self.kind == "file" and self.path is None:
-            raise ValueError("source.path is required when source.kind is 'file'")
-        if self.path is not None and self.path.suffix.lower() not in {".parquet", ".csv"}:
+        if self.kind == "file" and self.path.suffix.lower() not in {".parquet", ".csv"}:
             raise ValueError(f"source.path must end in .parquet or .csv, got {self.path}")
         fmt = self.timestamp_format
         if fmt is not None and "%" not in fmt and fmt not in EPOCH_UNITS:

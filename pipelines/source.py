@@ -37,7 +37,6 @@ def load_source(source: Source) -> pd.DataFrame:
     Types are not coerced beyond the configured conversions: the `validate` stage quarantines
     rows that break them (a value that fails a conversion becomes null, so it is quarantined).
     """
-    assert source.path is not None  # guaranteed by the config model for kind 'file'
     df = read_table(source.path).rename(columns=source.column_map)
     missing = [c for c in schema.REQUIRED_COLUMNS if c not in df.columns]
     if missing:

@@ -10,34 +10,30 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import joblib
-import pandas as pd
-
-from pipelines import explain, plots, schema
-from pipelines import generate as simulator
-from pipelines import train as protocol
-from pipelines.config import (
-    DriftScenario,
-    MonitoringConfig,
-    PipelineConfig,
-    load_project_config,
-)
-from pipelines.evaluate import evaluate as evaluate_model
-from pipelines.features import build_features, feature_columns, history_column
 from pipelines.io import read_table, remove_outputs, write_json, write_parquet
-from pipelines.materialize import materialize as materialize_events
-from pipelines.reference import FRAME as REFERENCE_FRAME
-from pipelines.reference import META as REFERENCE_META
-from pipelines.reference import build_reference, file_md5, meta_dict
-from pipelines.source import load_source
-from pipelines.validate import enforce_limit, validate_transactions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipelines.config import DriftScenario, MonitoringConfig, PipelineConfig
+
+# Each runner imports the domain modules of its own stage, so a stage's code dependencies
+# (the `deps:` of its `dvc.yaml` stage, checked by tests/unit/test_dvc_deps.py) are exactly
+# what it runs, and editing one stage's module re-runs that stage only.
 
 log = logging.getLogger(__name__)
 
 
 def generate(cfg: PipelineConfig) -> Path:
     """Write the raw history: simulated, or the user's configured file mapped to the contract."""
+    import pandas as pd
+
+    from pipelines import generate as simulator
+    from pipelines import schema
+    from pipelines.source import load_source
+
     out = cfg.paths.raw
     if cfg.source.kind == "file":
         df = load_source(cfg.source)
@@ -56,6 +52,8 @@ def generate(cfg: PipelineConfig) -> Path:
 
 def generate_production(cfg: PipelineConfig, drift: DriftScenario | None, out: Path | None) -> Path:
     """Write a simulated production period after the history, with the given drift."""
+    from pipelines import generate as simulator
+
     prod = cfg.production if drift is None else cfg.production.model_copy(update={"drift": drift})
     df = simulator.simulate_production(cfg.generate, prod)
     target = out or cfg.paths.production
@@ -66,6 +64,8 @@ def generate_production(cfg: PipelineConfig, drift: DriftScenario | None, out: P
 
 def validate(cfg: PipelineConfig) -> Path:
     """Split raw rows into clean and quarantined; fail above the quarantine limit."""
+    from pipelines.validate import enforce_limit, validate_transactions
+
     clean_path, quarantine_path = cfg.paths.clean, cfg.paths.quarantine
     remove_outputs(clean_path)
     result = validate_transactions(read_table(cfg.paths.raw), cfg.validate_)
@@ -78,6 +78,8 @@ def validate(cfg: PipelineConfig) -> Path:
 
 def features(cfg: PipelineConfig) -> Path:
     """Compute the point-in-time features of the clean transactions."""
+    from pipelines.features import build_features, feature_columns
+
     out = cfg.paths.features
     remove_outputs(out)
     rows = build_features(cfg.paths.clean, out, cfg.features, cfg.engine)
@@ -90,6 +92,8 @@ def features(cfg: PipelineConfig) -> Path:
 
 def materialize(cfg: PipelineConfig) -> Path:
     """Write the events that seed the scoring service's online store."""
+    from pipelines.materialize import materialize as materialize_events
+
     result = materialize_events(cfg.paths.clean, cfg.paths.online, cfg.features)
     write_json(
         {
@@ -104,6 +108,12 @@ def materialize(cfg: PipelineConfig) -> Path:
 
 def train(cfg: PipelineConfig) -> Path:
     """Fit the configured estimator (tuned first if enabled) on fold 0's training block."""
+    import joblib
+
+    from pipelines import train as protocol
+    from pipelines.config import load_project_config
+    from pipelines.features import feature_columns
+
     out = cfg.paths.model
     remove_outputs(out, cfg.paths.model_params)
     all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
@@ -138,6 +148,13 @@ def train(cfg: PipelineConfig) -> Path:
 
 def evaluate(cfg: PipelineConfig) -> Path:
     """Evaluate the trained model: metrics, threshold, prequential folds, explanations."""
+    import joblib
+
+    from pipelines import explain, plots
+    from pipelines import train as protocol
+    from pipelines.evaluate import evaluate as evaluate_model
+    from pipelines.features import feature_columns, history_column
+
     out = cfg.paths.reports
     model = joblib.load(cfg.paths.model)
     features = feature_columns(cfg.features)
@@ -163,6 +180,12 @@ def evaluate(cfg: PipelineConfig) -> Path:
 
 def reference(cfg: PipelineConfig, monitoring: MonitoringConfig) -> Path:
     """Write the monitoring reference window: a sample of the test block, scored."""
+    import joblib
+
+    from pipelines import train as protocol
+    from pipelines.features import feature_columns
+    from pipelines.reference import FRAME, META, build_reference, file_md5, meta_dict
+
     out = cfg.paths.reference
     model = joblib.load(cfg.paths.model)
     fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
@@ -178,8 +201,8 @@ def reference(cfg: PipelineConfig, monitoring: MonitoringConfig) -> Path:
         monitoring.seed,
         file_md5(cfg.paths.model),
     )
-    write_parquet(frame, out / REFERENCE_FRAME)
-    write_json(meta_dict(meta), out / REFERENCE_META)
+    write_parquet(frame, out / FRAME)
+    write_json(meta_dict(meta), out / META)
     log.info("reference: %d of %d test-block rows -> %s", meta.rows, meta.block_rows, out)
     return out
 

@@ -218,7 +218,7 @@ def source_from(args: argparse.Namespace) -> tuple[str, str | None, dict[str, st
     ):
         raise InitError("COLUMN_MAP: expected a JSON object of column name -> contract name")
     if args.source == "simulator":
-        return "simulator", None, {}
+        return "simulator", "pipelines/generate.py", {}  # the simulator: its code
     if not args.source_path:
         raise InitError("SOURCE_PATH: required when the data source is 'file'")
     return "file", args.source_path, column_map

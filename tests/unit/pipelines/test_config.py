@@ -89,7 +89,7 @@ def test_dvc_paths_come_from_the_config() -> None:
         ({"validate.max_quarantine_share": 1.5}, "validate.max_quarantine_share"),
         ({"production.drift": "meteor"}, "production.drift"),
         ({"features.customer_windows_days": [1, 1]}, "customer_windows_days"),
-        ({"source.kind": "file"}, "source.path is required"),
+        ({"source.kind": "file"}, "source.path must end in .parquet or .csv"),
     ],
 )
 def test_bad_values_name_the_key_and_the_value(override: dict[str, object], named: str) -> None:

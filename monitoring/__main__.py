@@ -22,6 +22,7 @@ from pipelines.config import (
     load_project_config,
 )
 from pipelines.errors import FraudOpsError
+from pipelines.flows import runtime
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     args = _parser().parse_args(argv)
-    return exit_code(lambda: _main(args))
+    runtime.prepare()  # Prefect's home and start-up limit, before Prefect is imported
+    return exit_code(lambda: runtime.run(lambda: _main(args)))
 
 
 if __name__ == "__main__":

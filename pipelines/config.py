@@ -5,9 +5,10 @@ Values live in the YAML files; this module only validates them, once, at the bou
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -324,16 +325,14 @@ class MonitoringConfig(Strict):
 
 
 DEFAULT_MONITORING_CONFIG = Path("configs/monitoring.yaml")
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def load_monitoring_config(
     path: Path = DEFAULT_MONITORING_CONFIG, overrides: dict[str, Any] | None = None
 ) -> MonitoringConfig:
     """Load and validate the monitoring config, with dotted `overrides` applied first."""
-    try:
-        return MonitoringConfig.model_validate(apply_overrides(_read_yaml(path), overrides or {}))
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from None
+    return validate_with_overrides(MonitoringConfig, path, _read_yaml(path), overrides or {})[0]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -350,7 +349,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of `data` with dotted keys (`generate.n_days`) set to new values."""
-    result: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data))
+    result: dict[str, Any] = copy.deepcopy(data)
     for dotted, value in overrides.items():
         node = result
         *parents, leaf = dotted.split(".")
@@ -365,12 +364,80 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return result
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """`key.sub=value` -> (`key.sub`, value parsed as YAML: numbers, booleans, lists)."""
+def parse_override(text: str) -> tuple[str, str]:
+    """`key.sub=value` -> (`key.sub`, the value's text): its type comes from the config model
+    when it is applied (`validate_with_overrides`), not from how it looks."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+    return key, value
+
+
+def _readings(value: Any) -> list[Any]:
+    """How a `--set` text may be meant: as YAML (numbers, lists, null), else as the text."""
+    if not isinstance(value, str):
+        return [value]
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:  # e.g. "%d/%m/%Y": a string, not a YAML directive
+        return [value]
+    return [parsed] if isinstance(parsed, str) else [parsed, value]
+
+
+def validate_with_overrides(
+    model: type[Model], path: Path, data: dict[str, Any], overrides: dict[str, Any]
+) -> tuple[Model, dict[str, Any]]:
+    """Validate `data` with `overrides` applied; return the model and each override's value
+    as the model typed it, in JSON form (a date as "2018-08-15", a path as text).
+
+    A text value is read as YAML first and as plain text if the model refuses that reading
+    (`train.estimator=yes` is the text "yes"). An invalid override raises one line naming
+    the key, the value and the rule; nothing is written anywhere.
+    """
+    choice = dict.fromkeys(overrides, 0)
+    readings = {key: _readings(value) for key, value in overrides.items()}
+    while True:
+        current = {key: readings[key][choice[key]] for key in overrides}
+        try:
+            validated = model.model_validate(apply_overrides(data, current))
+            break
+        except ValidationError as exc:
+            retry = _keys_to_reread(exc, choice, readings)
+            if not retry:
+                raise ConfigError(_override_error(path, exc, overrides)) from None
+            for key in retry:
+                choice[key] += 1
+    dumped = validated.model_dump(mode="json", by_alias=True)
+    return validated, {key: _get(dumped, key) for key in overrides}
+
+
+def _keys_to_reread(
+    exc: ValidationError, choice: dict[str, int], readings: dict[str, list[Any]]
+) -> list[str]:
+    locs = [".".join(str(p) for p in err["loc"]) for err in exc.errors()]
+    return [
+        key
+        for key in choice
+        if choice[key] + 1 < len(readings[key])
+        and any(loc == key or loc.startswith(f"{key}.") for loc in locs)
+    ]
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def _override_error(path: Path, exc: ValidationError, overrides: dict[str, Any]) -> str:
+    """One line: the override that broke a rule, with its value, or the file's own error."""
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        for key, value in overrides.items():
+            if loc == key or loc.startswith(f"{key}.") or (err["loc"] and key.startswith(loc)):
+                return f"--set {key}={value}: {err['msg']}"
+    return format_validation_error(path, exc)
 
 
 def format_validation_error(path: Path, exc: ValidationError) -> str:
@@ -387,11 +454,14 @@ def load_pipeline_config(
     path: Path = DEFAULT_PIPELINE_CONFIG, overrides: dict[str, Any] | None = None
 ) -> PipelineConfig:
     """Load and validate the pipeline config, with optional dotted-key overrides."""
-    data = apply_overrides(_read_yaml(path), overrides or {})
-    try:
-        return PipelineConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from None
+    return validate_with_overrides(PipelineConfig, path, _read_yaml(path), overrides or {})[0]
+
+
+def typed_overrides(
+    path: Path = DEFAULT_PIPELINE_CONFIG, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The pipeline config's `overrides` as the model types them (what a params file holds)."""
+    return validate_with_overrides(PipelineConfig, path, _read_yaml(path), overrides or {})[1]
 
 
 def load_project_config(path: Path = DEFAULT_PROJECT_CONFIG) -> ProjectConfig:

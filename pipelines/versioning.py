@@ -9,17 +9,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from pipelines.errors import FraudOpsError
 
 log = logging.getLogger(__name__)
+DEFAULT_PARAMS = Path("configs/pipeline.yaml")  # the file `dvc.yaml` takes its `vars` from
 
 
 class VersioningError(FraudOpsError):
@@ -56,15 +60,76 @@ def _this_python_first() -> Iterator[None]:
         os.environ["PATH"] = before
 
 
-def reproduce(stage: str, root: Path = Path(".")) -> list[str]:
-    """Run one stage (and nothing else) if its deps changed; return the stages that ran."""
+def reproduce(
+    stage: str, root: Path = Path("."), stopping: Callable[[], bool] = lambda: False
+) -> list[str]:
+    """Run one stage (and nothing else) if its deps changed; return the stages that ran.
+
+    If the stage fails because the run is stopping (`stopping()`: its command was killed),
+    its outputs are put back as `dvc.lock` records them, so nothing is left half-written.
+    """
     from dvc.repo import Repo  # heavy: imported only when a stage actually runs
 
     with Repo(str(root)) as repo, _this_python_first():
-        ran = repo.reproduce(stage, single_item=True)
+        try:
+            ran = repo.reproduce(stage, single_item=True)
+        except BaseException:
+            if stopping():
+                _restore_outputs(repo, stage)
+            raise
     names = [getattr(s, "addressing", str(s)) for s in ran]
     log.info("dvc: %s", f"ran {', '.join(names)}" if names else f"{stage} up to date")
     return names
+
+
+def _restore_outputs(repo: Any, stage: str | None = None) -> None:
+    """Outputs back as `dvc.lock` records them, from the cache; DVC removes any the cache
+    lacks (a fresh clone's first run), so nothing half-written is left either way."""
+    from dvc.exceptions import CheckoutError
+
+    try:
+        repo.checkout(targets=[stage] if stage else None, force=True)
+    except CheckoutError as exc:
+        log.info("dvc: not in the cache, removed: %s", ", ".join(map(str, exc.target_infos)))
+    log.info("dvc: outputs of %s are back as dvc.lock has them", stage or "every stage")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a run may change in the workspace besides cached outputs: `dvc.lock` and the
+    uncached outputs (metrics), as bytes (None: the file did not exist)."""
+
+    files: dict[Path, bytes | None]
+
+
+def snapshot(root: Path = Path(".")) -> Snapshot:
+    """Take the state an interrupted run is rolled back to (see `roll_back`)."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text()).get("stages", {})
+    paths = [root / "dvc.lock"]
+    for stage in stages.values():
+        for entry in stage.get("metrics", []) + stage.get("outs", []):
+            if isinstance(entry, dict):
+                paths.extend(root / _resolved(name, root) for name in entry)
+    return Snapshot({p: p.read_bytes() if p.is_file() else None for p in paths})
+
+
+def roll_back(state: Snapshot, root: Path = Path(".")) -> None:
+    """Put the pipeline back as it was at `snapshot`: `dvc.lock`, metrics, cached outputs."""
+    from dvc.repo import Repo
+
+    for path, content in state.files.items():
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(content)
+    with Repo(str(root)) as repo:
+        _restore_outputs(repo)
+
+
+def _resolved(name: str, root: Path) -> str:
+    """`${paths.metrics}/x.json` -> `metrics/x.json` (the `vars` of dvc.yaml)."""
+    data = yaml.safe_load((root / DEFAULT_PARAMS).read_text())
+    return re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: str(data[m.group(1)][m.group(2)]), name)
 
 
 def push(root: Path = Path(".")) -> int:
@@ -102,18 +167,85 @@ def _git(root: Path, *args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def apply_params(config: Path, overrides: dict[str, object]) -> None:
-    """Write dotted-key overrides into the params file, as `dvc exp run --set-param` does.
+# A run's overrides live in the params file only while the run lasts; the file as it was is
+# kept here meanwhile, so a run killed outright (SIGKILL, a power cut) is put right by the next.
+PARAMS_BACKUP = Path(".fraudops/params-backup")
 
-    DVC reads its params from the file, so an override must be in the file to be seen, be
-    versioned and invalidate the right stages. Comments and order are kept.
+
+@contextmanager
+def run_params(config: Path, overrides: dict[str, object]) -> Iterator[Callable[[], None]]:
+    """Write a run's overrides into the params file for the run, and put the file back after.
+
+    DVC reads its params from the file, so an override must be there while the run lasts to
+    be seen, recorded in `dvc.lock` and invalidate exactly the stages that read it (as
+    `dvc exp run --set-param` does). When the run ends, however it ends, the file is back
+    byte for byte: a run's overrides never stay in the user's committed config. Yields the
+    restore function (for a signal handler that cannot wait for this block to unwind).
     """
-    from dvc.utils.serialize import modify_yaml
+    recover_params(config)
+    if not overrides:
+        yield lambda: None
+        return
+    backup = PARAMS_BACKUP / config.name
+    backup.parent.mkdir(parents=True, exist_ok=True)
+    original = config.read_bytes()
+    backup.write_bytes(original)
+    (backup.parent / f"{config.name}.pid").write_text(str(os.getpid()))
+    write_params(config, overrides)
+    (backup.parent / f"{config.name}.written").write_bytes(config.read_bytes())
 
-    with modify_yaml(config) as data:
-        for dotted, value in overrides.items():
-            node = data
-            *parents, leaf = dotted.split(".")
-            for key in parents:
-                node = node[key]
-            node[leaf] = value
+    def restore() -> None:
+        if backup.exists():
+            config.write_bytes(original)
+            for suffix in ("", ".written", ".pid"):
+                (backup.parent / f"{config.name}{suffix}").unlink(missing_ok=True)
+
+    try:
+        yield restore
+    finally:
+        restore()
+
+
+def recover_params(config: Path) -> None:
+    """Put back a params file that a killed run left overridden (if nobody edited it since).
+
+    A backup whose run is still alive (this process's own outer flow) is left alone.
+    """
+    backup = PARAMS_BACKUP / config.name
+    written = PARAMS_BACKUP / f"{config.name}.written"
+    owner = PARAMS_BACKUP / f"{config.name}.pid"
+    if not backup.exists() or _alive(owner):
+        return
+    if written.exists() and config.read_bytes() != written.read_bytes():
+        log.warning("%s changed after an interrupted run; its overrides stay: %s", config, backup)
+    else:
+        config.write_bytes(backup.read_bytes())
+        log.warning("%s: put back as it was before an interrupted run", config)
+    for path in (backup, written, owner):
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def write_params(config: Path, overrides: dict[str, object]) -> None:
+    """Set dotted keys in a YAML file, keeping its comments and layout (ruamel round trip)."""
+    from ruamel.yaml import YAML  # DVC's own YAML library
+
+    yaml_rt = YAML()
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 4096
+    data = yaml_rt.load(config.read_text())
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    with config.open("w") as out:
+        yaml_rt.dump(data, out)

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from pipelines import tracking
-from pipelines.cli import add_set_option
-from pipelines.flows.training import lifecycle_flow, training_flow
+from pipelines.cli import add_set_option, exit_code
+from pipelines.flows import runtime
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -41,18 +41,25 @@ def ui_command() -> str:
     return f"uv run mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000 --workers 1"
 
 
-def main() -> int:
-    """Run the chosen flow and print its summary."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen flow and print its summary; SIGTERM or Ctrl-C stop it within 10 s."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.flows")
     parser.add_argument("flow", choices=["lifecycle", "training"], nargs="?", default="lifecycle")
-    add_set_option(parser, "override a params value (written to the file)")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO)
+    add_set_option(parser, "override a config value for this run (recorded with it)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     overrides = dict(args.overrides)
+    runtime.prepare()  # before Prefect is imported
+    from pipelines.flows.training import lifecycle_flow, training_flow
+
     chosen = lifecycle_flow if args.flow == "lifecycle" else training_flow
-    result = chosen(overrides=overrides or None)
-    print(summary(result))
-    return 0
+
+    def run() -> None:
+        print(summary(runtime.run(lambda: chosen(overrides=overrides or None))))
+
+    return exit_code(run)
 
 
 if __name__ == "__main__":

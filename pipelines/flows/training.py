@@ -8,7 +8,11 @@ failure (I/O); deterministic compute never does.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +28,20 @@ from pipelines.config import (
     ProjectConfig,
     load_pipeline_config,
     load_project_config,
+    typed_overrides,
 )
+from pipelines.flows import runtime
 from pipelines.promote import CHAMPION, promote
 
+log = logging.getLogger(__name__)
 DATA_STAGES = ("generate", "validate", "features", "materialize")
 
 
 @task(name="stage")
 def run_stage(stage: str) -> list[str]:
     """Reproduce one DVC stage (a no-op when nothing it depends on changed)."""
-    ran = versioning.reproduce(stage)
+    runtime.check_not_stopping(f"stage {stage}")
+    ran = versioning.reproduce(stage, stopping=runtime.STOP.is_set)
     get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date (DVC cache)")
     return ran
 
@@ -67,13 +75,40 @@ def promote_task(
     return tracking.alias_version(name, CHAMPION)
 
 
-def _load(
-    config: str, overrides: dict[str, Any] | None, project: str
-) -> tuple[PipelineConfig, ProjectConfig]:
-    validated = load_pipeline_config(Path(config), overrides)  # a bad override changes nothing
-    if overrides:
-        versioning.apply_params(Path(config), overrides)
-    return validated, load_project_config(Path(project))
+@contextmanager
+def _run_scope(config: str, overrides: dict[str, Any] | None) -> Iterator[None]:
+    """One run: its overrides in the params file while it lasts (typed by the config model;
+    a bad one is refused before anything is written) and the file put back after; stopped
+    by a signal, the pipeline (`dvc.lock`, outputs, metrics) is rolled back to its start."""
+    typed = typed_overrides(Path(config), overrides)
+    with versioning.run_params(Path(config), typed) as restore:
+        state = versioning.snapshot()
+        started, finished = threading.Lock(), threading.Event()
+
+        def roll_back() -> None:  # once: here, or from the main thread if this one hangs
+            if not started.acquire(blocking=False):
+                finished.wait(timeout=3.0)  # the other thread is at it: let it finish
+                return
+            try:
+                log.warning("stopped: putting the pipeline back as it was when the run started")
+                restore()
+                versioning.roll_back(state)
+            finally:
+                finished.set()
+
+        unregister = runtime.on_stop(roll_back)
+        try:
+            yield
+        except BaseException:
+            if runtime.STOP.is_set():
+                roll_back()
+            raise
+        finally:
+            unregister()
+
+
+def _load(config: str, project: str) -> tuple[PipelineConfig, ProjectConfig]:
+    return load_pipeline_config(Path(config)), load_project_config(Path(project))
 
 
 def _check_layout(config: str) -> None:
@@ -85,10 +120,13 @@ def _check_layout(config: str) -> None:
 
 def _registry_steps(cfg: PipelineConfig, project: ProjectConfig) -> dict[str, Any]:
     log = get_run_logger()
+    runtime.check_not_stopping("register")
     challenger = register_task(cfg, project)
+    runtime.check_not_stopping("gate")
     passed, summary, before = gate_task(cfg, project, challenger)
     champion = tracking.alias_version(project.registered_model_name, CHAMPION)
     if passed and cfg.gate.approval == "auto":
+        runtime.check_not_stopping("promote")
         champion = promote_task(project, challenger, f"gate (auto): {summary}", before)
     elif passed:
         log.info(
@@ -115,10 +153,11 @@ def training_flow(
 ) -> dict[str, Any]:
     """Every DVC stage in `dvc.yaml` order, then register, gate and promote."""
     _check_layout(config)
-    cfg, identity = _load(config, overrides, project)
-    for stage in versioning.stage_names():
-        run_stage.with_options(name=stage)(stage)
-    return _registry_steps(cfg, identity)
+    with _run_scope(config, overrides):
+        cfg, identity = _load(config, project)
+        for stage in versioning.stage_names():
+            run_stage.with_options(name=stage)(stage)
+        return _registry_steps(cfg, identity)
 
 
 @flow(name="fraud-data")
@@ -127,9 +166,10 @@ def data_flow(
 ) -> None:
     """The data stages only: generate, validate, features, materialize."""
     _check_layout(config)
-    _load(config, overrides, str(DEFAULT_PROJECT_CONFIG))
-    for stage in DATA_STAGES:
-        run_stage.with_options(name=stage)(stage)
+    with _run_scope(config, overrides):
+        _load(config, str(DEFAULT_PROJECT_CONFIG))
+        for stage in DATA_STAGES:
+            run_stage.with_options(name=stage)(stage)
 
 
 @flow(name="fraud-lifecycle", log_prints=True)
@@ -139,7 +179,9 @@ def lifecycle_flow(
     project: str = str(DEFAULT_PROJECT_CONFIG),
 ) -> dict[str, Any]:
     """Data, then training, then the registry: the whole offline lifecycle."""
-    data_flow(config, overrides)
-    result = training_flow(config, None, project)
+    _check_layout(config)
+    with _run_scope(config, overrides):
+        data_flow(config, None)
+        result = training_flow(config, None, project)
     versioning.push()
     return result

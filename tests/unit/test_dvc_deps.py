@@ -74,9 +74,7 @@ def stage_imports(stage: str) -> set[str]:
         path = todo.pop()
         for file in _with_packages(path) - seen:
             seen.add(file)
-            todo.extend(
-                f for n in _imports(ast.parse(file.read_text())) if (f := _module_file(n))
-            )
+            todo.extend(f for n in _imports(ast.parse(file.read_text())) if (f := _module_file(n)))
     return {str(p.relative_to(REPO_ROOT)) for p in seen for p in _with_packages(p)}
 
 

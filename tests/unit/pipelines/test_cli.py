@@ -59,9 +59,11 @@ def test_production_period_with_named_drift(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "generate.n_days=-1", "generate"], "generate.n_days: Input should be greater"),
+        (["--set", "generate.n_days=-1", "generate"], "--set generate.n_days=-1: Input should be"),
         (["--set", "generate.colour=red", "generate"], "unknown key 'colour'"),
-        (["--set", "production.drift=meteor", "generate"], "production.drift: Input should be"),
+        (["--set", "production.drift=meteor", "generate"], "--set production.drift=meteor: Input"),
+        (["--set", "train.start_date=%Y", "generate"], "--set train.start_date=%Y: Input should"),
+        (["--set", "train.folds=[1", "generate"], "--set train.folds=[1: Input should be"),
     ],
 )
 def test_config_errors_exit_2_with_one_line(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from pipelines.config import (
     PipelineConfig,
     load_pipeline_config,
     load_project_config,
+    parse_override,
+    typed_overrides,
 )
 from pipelines.errors import ConfigError
 from tests.conftest import MODEL_NAME, REPO_ROOT
@@ -120,3 +123,29 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     broken.write_text("generate: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_pipeline_config(broken)
+
+
+@pytest.mark.parametrize(
+    ("text", "typed"),
+    [
+        ("train.start_date=2018-08-15", "2018-08-15"),  # unquoted, as anyone types it
+        ("features.customer_windows_days=[1, 14]", [1, 14]),
+        ("source.timestamp_format=%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M"),  # not a YAML directive
+        ("generate.n_days=30", 30),
+        ("train.estimator=random_forest", "random_forest"),
+        ("validate.max_quarantine_share=0.05", 0.05),
+    ],
+)
+def test_set_values_are_typed_by_the_model(text: str, typed: object) -> None:
+    """`--set` text is typed by the config model; the typed value is plain JSON (a date is
+    its ISO text), so it can be written to a params file and logged as a flow parameter."""
+    key, raw = parse_override(text)
+    values = typed_overrides(REPO_ROOT / "configs/pipeline.yaml", {key: raw})
+    assert values == {key: typed}
+    json.dumps(values)
+
+
+def test_a_text_field_takes_text_that_reads_as_yaml() -> None:
+    """`yes` and `null` are YAML's true and null; where the model wants text, they are text."""
+    values = typed_overrides(REPO_ROOT / "configs/pipeline.yaml", {"paths.raw": "yes"})
+    assert values == {"paths.raw": "yes"}

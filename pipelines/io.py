@@ -25,7 +25,9 @@ def read_table(path: Path) -> pd.DataFrame:
         if path.suffix.lower() == ".csv":
             frame: pd.DataFrame = pd.read_csv(path, low_memory=False)
         else:
-            frame = pq.read_table(path).to_pandas()
+            # Timestamps keep their unit (us, ms, s): in nanoseconds, years before 1677 or
+            # after 2262 would not fit, and `validate` must see them to quarantine them.
+            frame = pq.read_table(path).to_pandas(coerce_temporal_nanoseconds=False)
     except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataContractError(f"{path}: cannot read ({reason})") from None

@@ -11,9 +11,11 @@ caller with string ids sends `stable_id` of them (see README, "Start your own pr
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 
+import numpy as np
 import pandas as pd
 
 from pipelines import schema
@@ -22,6 +24,11 @@ from pipelines.errors import DataContractError
 from pipelines.io import read_table
 
 log = logging.getLogger(__name__)
+
+# Microseconds per epoch unit. Timestamps are parsed to datetime64[us] (the contract's type)
+# without passing through nanoseconds, whose range ends in 1677 and 2262: a far date keeps its
+# value, so `validate` quarantines it as out of range instead of it turning into a null.
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 
 def stable_id(text: str) -> int:
@@ -38,6 +45,8 @@ def load_source(source: Source) -> pd.DataFrame:
     rows that break them (a value that fails a conversion becomes null, so it is quarantined).
     """
     df = read_table(source.path).rename(columns=source.column_map)
+    if df.empty:
+        raise DataContractError(f"{source.path}: has no rows")
     missing = [c for c in schema.REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         mapped = f" after column_map {source.column_map}" if source.column_map else ""
@@ -74,10 +83,52 @@ def _numbers(values: pd.Series) -> pd.Series:
 def _timestamps(values: pd.Series, fmt: str) -> pd.Series:
     """Parse text (strftime `fmt`) or epoch numbers; what does not parse becomes NaT."""
     if fmt in EPOCH_UNITS:
-        parsed = pd.to_datetime(_numbers(values), unit=EPOCH_UNITS[fmt], errors="coerce")
+        parsed = _epochs(values, EPOCH_UNITS[fmt])
     else:
-        parsed = pd.to_datetime(values.astype("string"), format=fmt, errors="coerce")
+        parsed = _strftime(values.astype("string"), fmt)
     failed = int(parsed.isna().sum() - values.isna().sum())
     if failed:
         log.warning("%d timestamp(s) do not match source.timestamp_format %r", failed, fmt)
     return parsed
+
+
+def _epochs(values: pd.Series, unit: str) -> pd.Series:
+    """Epoch numbers in `unit` as datetime64[us]; non-numbers and overflows become NaT."""
+    numbers = _numbers(values)
+    scale = _US_PER_UNIT[unit]
+    limit = np.iinfo(np.int64).max // scale
+    if pd.api.types.is_integer_dtype(numbers.dtype) and not numbers.hasnans:
+        ints = numbers.to_numpy(dtype=np.int64)  # exact: large microsecond epochs stay exact
+        ok = (ints >= -limit) & (ints <= limit)
+        micros = np.where(ok, ints, 0) * scale
+    else:
+        floats = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = np.isfinite(floats) & (np.abs(np.nan_to_num(floats)) <= limit)
+        micros = np.round(np.where(ok, floats, 0.0) * scale).astype(np.int64)
+    stamps = micros.astype("datetime64[us]")
+    stamps[~ok] = np.datetime64("NaT")
+    return pd.Series(stamps, index=values.index, name=values.name)
+
+
+def _strftime(text: pd.Series, fmt: str) -> pd.Series:
+    """Text in strftime `fmt` as naive datetime64[us] (zoned values in UTC), else NaT."""
+    parsed = (
+        pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+        .dt.tz_localize(None)
+        .astype("datetime64[us]")
+    )
+    retry = parsed.isna() & text.notna()
+    if retry.any():  # beyond pandas' nanosecond range: parse one by one
+        again = [_strptime(str(v), fmt) for v in text[retry]]
+        parsed[retry] = pd.Series(again, index=parsed.index[retry], dtype="datetime64[us]")
+    return parsed
+
+
+def _strptime(text: str, fmt: str) -> dt.datetime | None:
+    try:
+        stamp = dt.datetime.strptime(text, fmt)
+    except ValueError:
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+    return stamp

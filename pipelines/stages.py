@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.errors import DataContractError
 from pipelines.io import read_table, remove_outputs, write_json, write_parquet
 
 if TYPE_CHECKING:
@@ -35,10 +36,13 @@ def generate(cfg: PipelineConfig) -> Path:
     from pipelines.source import load_source
 
     out = cfg.paths.raw
+    remove_outputs(out)  # a failed run must not leave the previous source's rows to validate
     if cfg.source.kind == "file":
-        df = load_source(cfg.source)
+        df = load_source(cfg.source)  # refuses a file without rows, naming it
     else:
         df = simulator.simulate_history(cfg.generate)
+        if df.empty:
+            raise DataContractError("generate: the simulator produced no rows (see generate.*)")
     feedback = sorted(cfg.paths.feedback.glob("*.parquet")) if cfg.paths.feedback.is_dir() else []
     if feedback:
         fed = pd.concat([read_table(p) for p in feedback], ignore_index=True)
@@ -57,6 +61,7 @@ def generate_production(cfg: PipelineConfig, drift: DriftScenario | None, out: P
     prod = cfg.production if drift is None else cfg.production.model_copy(update={"drift": drift})
     df = simulator.simulate_production(cfg.generate, prod)
     target = out or cfg.paths.production
+    remove_outputs(target)
     write_parquet(df, target)
     log.info("generate: %d production rows (drift %s) -> %s", len(df), prod.drift, target)
     return target
@@ -67,10 +72,14 @@ def validate(cfg: PipelineConfig) -> Path:
     from pipelines.validate import enforce_limit, validate_transactions
 
     clean_path, quarantine_path = cfg.paths.clean, cfg.paths.quarantine
-    remove_outputs(clean_path)
-    result = validate_transactions(read_table(cfg.paths.raw), cfg.validate_)
+    metrics = cfg.paths.metrics / "validate.json"
+    remove_outputs(clean_path, quarantine_path, metrics)
+    raw = read_table(cfg.paths.raw)
+    if raw.empty:
+        raise DataContractError(f"{cfg.paths.raw}: has no rows")
+    result = validate_transactions(raw, cfg.validate_)
     write_parquet(result.quarantine, quarantine_path)
-    write_json(result.counts, cfg.paths.metrics / "validate.json")
+    write_json(result.counts, metrics)
     enforce_limit(result, cfg.validate_)
     write_parquet(result.clean, clean_path)
     return clean_path

@@ -3,11 +3,17 @@
 Two passes, because a value check is meaningless on a value of the wrong type: first types
 and nulls (coercing), then values (ranges, uniqueness, labels). Every row ends up either
 clean or quarantined with its reasons: rows in = rows clean + rows quarantined, always.
+
+Timestamps are coerced here, not by pandera: pandera's coercion knows only nanoseconds, whose
+range ends in 1677 and 2262, so one far value (year 1500 or 2500, valid in a parquet
+timestamp[us] column) failed the whole column. Here they become datetime64[us], the
+contract's type, and fail the range check like any other out-of-range value.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,9 +52,62 @@ class ValidationResult:
 
 
 def _type_schema() -> pa.DataFrameSchema:
-    dtypes = {**schema.RAW_DTYPES, schema.TX_DATETIME: "datetime64[ns]"}
-    columns = {name: pa.Column(dtype, nullable=False) for name, dtype in dtypes.items()}
+    columns = {name: pa.Column(dtype, nullable=False) for name, dtype in schema.RAW_DTYPES.items()}
+    # Coerced and checked for nulls by `_timestamps` (pandera would coerce to nanoseconds).
+    columns[schema.TX_DATETIME] = pa.Column(nullable=True)
     return pa.DataFrameSchema(columns, coerce=True, strict="filter")
+
+
+def _one_timestamp(value: object) -> pd.Timestamp | None:
+    """One value as a naive microsecond timestamp (UTC if it has a zone), else None."""
+    try:
+        stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+        if pd.isna(stamp):
+            return None
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        return stamp.as_unit("us")
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _as_microseconds(values: pd.Series) -> pd.Series:
+    """`values` as datetime64[us] (zoned ones in UTC); what is no timestamp becomes NaT.
+
+    Vectorised for the common cases; values the vectorised parse misses (far dates beyond
+    nanoseconds, mixed formats or zones) are parsed one by one.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        try:
+            return values.astype("datetime64[us]")
+        except (ValueError, OverflowError):  # beyond microseconds (a timestamp[s] column)
+            pass
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": retried
+            vectorised = pd.to_datetime(values, errors="coerce")
+        if not isinstance(vectorised.dtype, pd.DatetimeTZDtype):
+            parsed = vectorised.astype("datetime64[us]")
+    except (ValueError, TypeError, OverflowError):  # mixed zones: one by one
+        pass
+    retry = parsed.isna() & values.notna()
+    if retry.any():
+        again = [_one_timestamp(v) for v in values[retry]]
+        parsed[retry] = pd.Series(again, index=parsed.index[retry], dtype="datetime64[us]")
+    return parsed
+
+
+def _timestamps(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """`raw` with its timestamps as datetime64[us], and the reasons of those that are not."""
+    values = raw[schema.TX_DATETIME]
+    parsed = _as_microseconds(values)
+    missing = parsed.isna()
+    check = values[missing].isna().map({True: "not_nullable", False: "not a valid datetime64[us]"})
+    reasons = f"{schema.TX_DATETIME}: " + check + " (" + values[missing].astype(str) + ")"
+    return raw.assign(**{schema.TX_DATETIME: parsed}), reasons.astype(object)
 
 
 def _value_schema(limits: Validate) -> pa.DataFrameSchema:
@@ -104,12 +163,23 @@ def _split(df: pd.DataFrame, contract: pa.DataFrameSchema) -> tuple[pd.DataFrame
     return contract.validate(df.drop(index=reasons.index)), reasons
 
 
+def _joined(*reasons: pd.Series) -> pd.Series:
+    """One reason string per row index from several passes, joined by '; '."""
+    parts = [r for r in reasons if not r.empty]
+    if not parts:
+        return pd.Series(dtype=object)
+    joined: pd.Series = pd.concat(parts).groupby(level=0).agg("; ".join)
+    return joined
+
+
 def validate_transactions(raw: pd.DataFrame, limits: Validate) -> ValidationResult:
     """Split `raw` into clean rows (contract dtypes) and quarantined rows with reasons."""
     raw = raw.reset_index(drop=True)
-    typed, type_reasons = _split(raw, _type_schema())
+    stamped, stamp_reasons = _timestamps(raw)
+    typed, type_reasons = _split(stamped, _type_schema())
+    typed = typed.drop(index=stamp_reasons.index, errors="ignore")
     clean, value_reasons = _split(typed, _value_schema(limits))
-    reasons = pd.concat([type_reasons, value_reasons]).sort_index()
+    reasons = _joined(stamp_reasons, type_reasons, value_reasons)
     quarantine = raw.loc[reasons.index].astype("string")
     quarantine.insert(0, SOURCE_ROW, reasons.index.to_numpy(dtype=np.int64))
     quarantine[REASON] = reasons.to_numpy()
@@ -125,11 +195,20 @@ def enforce_limit(result: ValidationResult, limits: Validate) -> None:
         "quarantined (%(quarantined_share).4f)",
         counts,
     )
+    quarantined = f"{counts['rows_quarantined']} of {counts['rows_in']} rows quarantined"
     if counts["quarantined_share"] > limits.max_quarantine_share:
-        top = result.quarantine[REASON].str.split("; ").explode().value_counts().head(3)
         raise QuarantineLimitError(
-            f"validate: {counts['rows_quarantined']} of {counts['rows_in']} rows quarantined "
-            f"({counts['quarantined_share']:.2%}), above validate.max_quarantine_share="
-            f"{limits.max_quarantine_share:.2%}; most common: "
-            + ", ".join(f"{r} x{n}" for r, n in top.items())
+            f"validate: {quarantined} ({counts['quarantined_share']:.2%}), above "
+            f"validate.max_quarantine_share={limits.max_quarantine_share:.2%}; most common: "
+            + _most_common(result.quarantine)
         )
+    if result.clean.empty:  # even when the limit allows it: no later stage has rows to use
+        raise QuarantineLimitError(
+            f"validate: {quarantined}, no clean row left; most common: "
+            + _most_common(result.quarantine)
+        )
+
+
+def _most_common(quarantine: pd.DataFrame) -> str:
+    top = quarantine[REASON].str.split("; ").explode().value_counts().head(3)
+    return ", ".join(f"{r} x{n}" for r, n in top.items())

@@ -10,12 +10,15 @@ import pandas as pd
 import pytest
 
 from pipelines import schema, stages
+from pipelines.__main__ import main
 from pipelines.config import Source
 from pipelines.errors import ConfigError, DataContractError
 from pipelines.generate import simulate_history
 from pipelines.io import read_table
 from pipelines.source import convert, load_source, stable_id
-from tests.conftest import tiny_config
+from tests.conftest import REPO_ROOT, TINY, tiny_config
+
+_STAGE_FILES = ("raw", "clean", "quarantine")
 
 THEIR_NAMES = {
     "TRANSACTION_ID": schema.TRANSACTION_ID,
@@ -125,3 +128,49 @@ def test_epoch_timestamps_and_bad_values_become_null(tmp_path: Path, unit: str) 
 def test_bad_source_options_are_named(tmp_path: Path, update: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         tiny_config(tmp_path, **{f"source.{k}": v for k, v in update.items()})
+
+
+def _cli(tmp_path: Path, *args: str, **overrides: object) -> int:
+    """`python -m pipelines` on the project's config at tiny scale, writing under `tmp_path`."""
+    paths = {f"paths.{name}": str(tmp_path / name) for name in ("feedback", "metrics")}
+    paths |= {f"paths.{name}": str(tmp_path / f"{name}.parquet") for name in _STAGE_FILES}
+    tiny = {key: value for key, value in TINY.items() if key.startswith("generate.")}
+    sets = [f"--set={key}={value}" for key, value in {**tiny, **paths, **overrides}.items()]
+    return main(["--config", str(REPO_ROOT / "configs/pipeline.yaml"), *sets, *args])
+
+
+def _one_error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_failed_generate_leaves_no_previous_raw_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli(tmp_path, "generate") == 0
+    raw = tmp_path / "raw.parquet"
+    assert raw.exists()
+    df = simulate_history(tiny_config(tmp_path).generate).drop(columns=[schema.TERMINAL_ID])
+    df.to_csv(tmp_path / "theirs.csv", index=False)
+    theirs = {"source.kind": "file", "source.path": str(tmp_path / "theirs.csv")}
+    capsys.readouterr()
+    assert _cli(tmp_path, "generate", **theirs) == 1
+    assert "missing required column(s) terminal_id" in _one_error_line(capsys.readouterr().err)
+    assert not raw.exists()
+    assert _cli(tmp_path, "validate", **theirs) == 1  # names the missing raw file
+    assert _one_error_line(capsys.readouterr().err) == f"error: {raw}: file not found"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_file_without_rows_stops_generate_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    empty = simulate_history(tiny_config(tmp_path).generate).head(0)
+    path = tmp_path / f"theirs{suffix}"
+    empty.to_csv(path, index=False) if suffix == ".csv" else empty.to_parquet(path)
+    code = _cli(tmp_path, "generate", **{"source.kind": "file", "source.path": str(path)})
+    assert code == 1
+    assert _one_error_line(capsys.readouterr().err) == f"error: {path}: has no rows"
+    assert not (tmp_path / "raw.parquet").exists()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines import schema, stages
@@ -14,6 +17,7 @@ from pipelines.errors import DataContractError, QuarantineLimitError
 from pipelines.generate import simulate_history
 from pipelines.io import read_table, write_parquet
 from pipelines.validate import REASON, SOURCE_ROW, validate_transactions
+from tests.conftest import tiny_config
 
 CORRUPTIONS: dict[int, tuple[str, object, str]] = {
     0: (schema.TX_AMOUNT, -5.0, "greater_than_or_equal_to(0)"),
@@ -100,3 +104,104 @@ def test_unreadable_raw_file_is_one_clear_error(tiny: PipelineConfig, damage: st
 def test_missing_raw_file(tiny: PipelineConfig, tmp_path: Path) -> None:
     with pytest.raises(DataContractError, match="file not found"):
         stages.validate(tiny)
+
+
+FAR = {3: dt.datetime(1500, 1, 1), 7: dt.datetime(2500, 6, 1, 12)}
+
+
+def _far_source(tmp_path: Path, variant: str) -> tuple[Path, str | None]:
+    """A user's file of 60 rows whose rows 3 and 7 are in 1500 and 2500, as `variant` writes
+    timestamps; returns the file and its `source.timestamp_format`."""
+    df = simulate_history(tiny_config(tmp_path).generate).head(60)
+    stamps = df[schema.TX_DATETIME].astype(object)
+    for row, when in FAR.items():
+        stamps[row] = when
+    kind, _, unit = variant.partition("_")
+    if kind == "parquet":  # timestamp[unit] columns, as other tools write them
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        column = pa.array(stamps.tolist(), pa.timestamp(unit))
+        table = table.set_column(table.schema.get_field_index(schema.TX_DATETIME), "t", column)
+        path = tmp_path / "theirs.parquet"
+        pq.write_table(table.rename_columns(list(df.columns)), path)
+        return path, None
+    path = tmp_path / "theirs.csv"
+    if kind == "epoch":
+        scale = {"s": 1, "ms": 1_000, "us": 1_000_000}[unit]
+        epoch = dt.datetime(1970, 1, 1)
+        seconds = [(w - epoch) // dt.timedelta(microseconds=1) * scale // 10**6 for w in stamps]
+        df.assign(**{schema.TX_DATETIME: seconds}).to_csv(path, index=False)
+        return path, f"epoch_{unit}"
+    fmt = "%d/%m/%Y %H:%M:%S" if unit == "strftime" else None
+    text = [w.strftime(fmt or "%Y-%m-%d %H:%M:%S") for w in stamps]
+    df.assign(**{schema.TX_DATETIME: text}).to_csv(path, index=False)
+    return path, fmt
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["parquet_us", "parquet_ms", "parquet_s", "csv_text", "csv_strftime", "epoch_s", "epoch_us"],
+)
+def test_far_timestamps_are_quarantined_with_their_value(tmp_path: Path, variant: str) -> None:
+    path, fmt = _far_source(tmp_path, variant)
+    cfg = tiny_config(
+        tmp_path,
+        **{"source.kind": "file", "source.path": str(path), "source.timestamp_format": fmt},
+        **{"validate.max_quarantine_share": 0.5},
+    )
+    stages.generate(cfg)
+    stages.validate(cfg)
+    clean, quarantine = read_table(cfg.paths.clean), read_table(cfg.paths.quarantine)
+    assert len(clean) + len(quarantine) == 60
+    reasons = dict(zip(quarantine[SOURCE_ROW], quarantine[REASON], strict=True))
+    assert sorted(reasons) == sorted(FAR)
+    for row, when in FAR.items():
+        assert reasons[row].startswith(f"{schema.TX_DATETIME}: in_range("), reasons[row]
+        assert f"({when:%Y-%m-%d %H:%M:%S})" in reasons[row]
+    assert clean.dtypes.astype(str).to_dict() == schema.RAW_DTYPES
+
+
+@pytest.mark.parametrize("fmt", [None, "%Y-%m-%d %H:%M:%S"])
+def test_unparseable_text_timestamp_is_quarantined(tmp_path: Path, fmt: str | None) -> None:
+    df = simulate_history(tiny_config(tmp_path).generate).head(20).astype({"tx_datetime": str})
+    df.loc[5, schema.TX_DATETIME] = "soon"
+    df.to_csv(tmp_path / "theirs.csv", index=False)
+    cfg = tiny_config(
+        tmp_path,
+        **{"source.kind": "file", "source.path": str(tmp_path / "theirs.csv")},
+        **{"source.timestamp_format": fmt, "validate.max_quarantine_share": 0.5},
+    )
+    stages.generate(cfg)
+    stages.validate(cfg)
+    quarantine = read_table(cfg.paths.quarantine)
+    assert quarantine[SOURCE_ROW].tolist() == [5]
+    assert quarantine[REASON].iloc[0].startswith(f"{schema.TX_DATETIME}: ")
+
+
+def test_timestamps_in_mixed_forms_are_read_row_by_row(tiny: PipelineConfig) -> None:
+    raw = simulate_history(tiny.generate).head(4).astype(object)
+    raw[schema.TX_DATETIME] = ["2018-04-01 10:00:00", "2018-04-02", "2018-04-03T10:00+02:00", "x"]
+    result = validate_transactions(raw, tiny.validate_)
+    assert result.clean[schema.TX_DATETIME].astype(str).tolist() == [
+        "2018-04-01 10:00:00",
+        "2018-04-02 00:00:00",
+        "2018-04-03 08:00:00",
+    ]
+    assert result.quarantine[REASON].tolist() == ["tx_datetime: not a valid datetime64[us] (x)"]
+
+
+def test_zero_raw_rows_is_one_clear_error(tiny: PipelineConfig) -> None:
+    write_parquet(simulate_history(tiny.generate).head(0), tiny.paths.raw)
+    with pytest.raises(DataContractError, match=f"{tiny.paths.raw}: has no rows"):
+        stages.validate(tiny)
+
+
+def test_every_row_quarantined_fails_even_within_the_limit(tiny: PipelineConfig) -> None:
+    raw = simulate_history(tiny.generate).head(30).assign(tx_amount=-1.0)
+    write_parquet(raw, tiny.paths.raw)
+    allow_all = tiny.model_copy(
+        update={"validate_": tiny.validate_.model_copy(update={"max_quarantine_share": 1.0})}
+    )
+    with pytest.raises(QuarantineLimitError, match="30 of 30 rows quarantined, no clean row"):
+        stages.validate(allow_all)
+    assert not tiny.paths.clean.exists()
+    assert len(read_table(tiny.paths.quarantine)) == 30

@@ -25,7 +25,7 @@ def summary(result: dict[str, Any]) -> str:
         f"  gate: {result['gate']}",
         f"  champion: version {result['champion']}"
         + (" (promoted now)" if result["promoted"] else ""),
-        f"  {orphans_line(tuple(result.get('orphaned', ())))}",
+        f"  {orphans_line(tuple(result['orphaned']))}",
         "",
         "Open the MLflow UI on these runs:",
         f"  {ui_command()}",

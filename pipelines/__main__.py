@@ -30,6 +30,10 @@ def actor() -> str:
 
 
 log = logging.getLogger("pipelines")
+FORCE_HELP = (
+    "accept a version that is incomplete, has no gate verdict or failed the gate "
+    "(recorded, with the reason, in the audit tags)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,8 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     promote = sub.add_parser("promote", help="make a version champion (manual approval)")
     promote.add_argument("--version", type=int, required=True)
     promote.add_argument("--reason", required=True)
+    promote.add_argument("--force", action="store_true", help=FORCE_HELP)
     rollback = sub.add_parser("rollback", help="give champion back to the previous champion")
     rollback.add_argument("--reason", default="manual rollback")
+    rollback.add_argument("--force", action="store_true", help=FORCE_HELP)
     return parser
 
 
@@ -105,10 +111,11 @@ def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
         return
     configure(project.experiment_name)
     if args.command == "promote":
-        promote(name, args.version, args.reason, actor())
+        promote(name, args.version, args.reason, actor(), force=args.force)
         print(f"champion of {name} is now version {args.version}")
     else:
-        print(f"champion of {name} is now version {rollback(name, args.reason, actor())}")
+        target = rollback(name, args.reason, actor(), force=args.force)
+        print(f"champion of {name} is now version {target}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ FLOORS = {
     "roc_auc": "min_roc_auc",
     "card_precision_at_k": "min_card_precision_at_k",
 }
+PASS, FAIL = "PASS: ", "FAIL: "  # how a recorded verdict (the `fraudops.gate` tag) begins
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,15 @@ class GateDecision:
     reasons: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return ("PASS: " if self.passed else "FAIL: ") + "; ".join(self.reasons)
+        return (PASS if self.passed else FAIL) + "; ".join(self.reasons)
+
+
+def verdict(summary: str | None) -> bool | None:
+    """The verdict a `GateDecision.summary()` records: passed, failed, or None if it is none."""
+    text = summary or ""
+    if text.startswith(PASS):
+        return True
+    return False if text.startswith(FAIL) else None
 
 
 def decide(

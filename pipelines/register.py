@@ -1,13 +1,16 @@
 """Step `register`: log the evaluated model to MLflow, register it as `challenger`, and gate it.
 
 Order matters for crash safety: the run, the model and the version are written first; the
-version is tagged `complete` and only then given the `challenger` alias; `champion` moves
-last, in `promote`. A crash at any point leaves `champion` where it was, and a re-run
-finishes the job (a complete version with the same lineage is reused, not duplicated).
+version is tagged `complete` and only then given the `challenger` alias; the gate records its
+verdict on the version; `champion` moves last, in `promote`, which refuses a version that is
+incomplete or not passed by the gate. A crash at any point leaves `champion` where it was, and
+a re-run finishes the job (a complete version with the same lineage is reused, not
+duplicated) after marking the versions earlier crashes left incomplete as orphaned.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
@@ -16,18 +19,17 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from pipelines import gate, tracking, versioning
+from pipelines import gate, tracking, version_status, versioning
 from pipelines import train as protocol
 from pipelines.config import PipelineConfig, ProjectConfig
 from pipelines.evaluate import score_fold
 from pipelines.features import feature_columns
 from pipelines.promote import CHALLENGER, CHAMPION, promote
+from pipelines.version_status import COMPLETE
 
 log = logging.getLogger(__name__)
 
-COMPLETE = "fraudops.complete"
 METRICS = "fraudops.test_metrics"
-GATE = "fraudops.gate"
 LOCK_TAG = "lineage.dvc_lock_md5"
 
 
@@ -42,6 +44,7 @@ class Outcome:
     champion_after: int | None
     metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
+    orphaned: tuple[int, ...] = ()
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -84,10 +87,9 @@ def _log_new_version(
     uri = tracking.log_model(
         run_id, joblib.load(cfg.paths.model), example[features], metadata, cfg.train.estimator
     )
-    mv = tracking.register(
-        uri, project.registered_model_name, {**lineage, METRICS: tracking.to_json(summary["test"])}
-    )
-    tracking.set_version_tags(mv.name, mv.version, {COMPLETE: "true"})
+    tags = {**lineage, METRICS: tracking.to_json(summary["test"]), **version_status.registering()}
+    mv = tracking.register(uri, project.registered_model_name, tags)
+    tracking.set_version_tags(mv.name, mv.version, version_status.completed())
     log.info("register: run %s -> %s version %d", run_id, mv.name, mv.version)
     return mv.version
 
@@ -107,11 +109,15 @@ def _rescore(
 
 @dataclass(frozen=True)
 class Challenger:
-    """A complete registered version holding the `challenger` alias, with its test metrics."""
+    """A complete registered version holding the `challenger` alias, with its test metrics.
+
+    `orphaned`: the versions this register found left incomplete by earlier ones, and marked.
+    """
 
     version: int
     reused: bool
     metrics: dict[str, float]
+    orphaned: tuple[int, ...] = ()
 
 
 def register_challenger(cfg: PipelineConfig, project: ProjectConfig) -> Challenger:
@@ -120,6 +126,9 @@ def register_challenger(cfg: PipelineConfig, project: ProjectConfig) -> Challeng
     summary = json.loads((cfg.paths.metrics / "evaluate.json").read_text())
     lineage = versioning.lineage(cfg.paths.clean)
     tracking.configure(project.experiment_name)
+    swept = version_status.sweep(name, dt.datetime.now(dt.UTC))
+    if swept.orphaned:
+        log.warning("register: marked orphaned (register never finished): %s", swept.orphaned)
     done = [
         v
         for v in tracking.find_versions(name, LOCK_TAG, lineage[LOCK_TAG])
@@ -133,7 +142,8 @@ def register_challenger(cfg: PipelineConfig, project: ProjectConfig) -> Challeng
         example = protocol.scoring_block(window, fold).head(5)
         version = _log_new_version(cfg, project, summary, lineage, example)
     tracking.set_alias(name, CHALLENGER, version)
-    return Challenger(version, bool(done), {k: float(v) for k, v in summary["test"].items()})
+    metrics = {k: float(v) for k, v in summary["test"].items()}
+    return Challenger(version, bool(done), metrics, swept.orphaned)
 
 
 def gate_challenger(
@@ -152,7 +162,7 @@ def gate_challenger(
         window = protocol.load_folds(cfg.paths.features, [fold])
         before = _rescore(name, champion, window, cfg)
     decision = gate.decide(challenger.metrics, before, cfg.gate)
-    tracking.set_version_tags(name, challenger.version, {GATE: decision.summary()})
+    tracking.set_version_tags(name, challenger.version, version_status.gated(decision))
     log.info("gate: version %d: %s", challenger.version, decision.summary())
     return decision, before
 
@@ -174,6 +184,7 @@ def register(cfg: PipelineConfig, project: ProjectConfig, actor: str) -> Outcome
         tracking.alias_version(name, CHAMPION),
         challenger.metrics,
         before,
+        challenger.orphaned,
     )
 
 
@@ -186,5 +197,14 @@ def describe(outcome: Outcome) -> str:
         f"CP@k {m['card_precision_at_k']:.3f}, recall@FPR {m['recall_at_fpr']:.3f}",
         f"gate: {outcome.decision.summary()}",
         f"champion: {outcome.champion_before} -> {outcome.champion_after}",
+        orphans_line(outcome.orphaned),
     ]
     return "\n".join(lines)
+
+
+def orphans_line(orphaned: tuple[int, ...]) -> str:
+    """How many versions left incomplete by a killed register this run marked orphaned."""
+    if not orphaned:
+        return "orphaned versions marked: 0"
+    listed = ", ".join(str(v) for v in orphaned)
+    return f"orphaned versions marked: {len(orphaned)} ({listed}: register never finished)"

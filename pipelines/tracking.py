@@ -43,6 +43,7 @@ class ModelVersion:
     version: int
     run_id: str
     tags: dict[str, str]
+    created_ms: int = 0  # when the registry created it (milliseconds since the epoch)
 
 
 def tracking_uri() -> str:
@@ -172,19 +173,31 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> ModelVersion:
         return get_version(name, int(mv.version))
 
 
+def _version(mv: Any) -> ModelVersion:
+    created = int(mv.creation_timestamp or 0)
+    return ModelVersion(str(mv.name), int(mv.version), str(mv.run_id), dict(mv.tags), created)
+
+
 def get_version(name: str, version: int) -> ModelVersion:
     """One version with its tags; `TrackingError` if it does not exist."""
     with errors(f"reading {name!r} version {version}"):
-        mv = _client().get_model_version(name, str(version))
-    return ModelVersion(name, int(mv.version), str(mv.run_id), dict(mv.tags))
+        return _version(_client().get_model_version(name, str(version)))
+
+
+def _search(name: str, condition: str = "") -> list[ModelVersion]:
+    with errors(f"searching versions of {name!r}"):
+        found = _client().search_model_versions(f"name = '{name}'{condition}")
+    return sorted((_version(v) for v in found), key=lambda v: -v.version)
 
 
 def find_versions(name: str, tag: str, value: str) -> list[ModelVersion]:
     """Versions of `name` whose tag `tag` equals `value`, newest first."""
-    with errors(f"searching versions of {name!r}"):
-        found = _client().search_model_versions(f"name = '{name}' and tag.`{tag}` = '{value}'")
-    versions = [ModelVersion(name, int(v.version), str(v.run_id), dict(v.tags)) for v in found]
-    return sorted(versions, key=lambda v: -v.version)
+    return _search(name, f" and tag.`{tag}` = '{value}'")
+
+
+def list_versions(name: str) -> list[ModelVersion]:
+    """Every version of `name` with its tags, newest first (none if there is no such model)."""
+    return _search(name)
 
 
 def alias_version(name: str, alias: str) -> int | None:

@@ -10,6 +10,7 @@ from typing import Any
 from pipelines import tracking
 from pipelines.cli import add_set_option, exit_code
 from pipelines.flows import runtime
+from pipelines.register import orphans_line
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -24,6 +25,7 @@ def summary(result: dict[str, Any]) -> str:
         f"  gate: {result['gate']}",
         f"  champion: version {result['champion']}"
         + (" (promoted now)" if result["promoted"] else ""),
+        f"  {orphans_line(tuple(result['orphaned']))}",
         "",
         "Open the MLflow UI on these runs:",
         f"  {ui_command()}",

@@ -134,9 +134,12 @@ def _registry_steps(cfg: PipelineConfig, project: ProjectConfig) -> dict[str, An
             "--reason '...'",
             challenger.version,
         )
+    if challenger.orphaned:
+        log.warning(registry.orphans_line(challenger.orphaned))
     return {
         "version": challenger.version,
         "reused": challenger.reused,
+        "orphaned": list(challenger.orphaned),
         "gate": summary,
         "promoted": passed and cfg.gate.approval == "auto",
         "champion": champion,

@@ -58,7 +58,7 @@ def test_reload_needs_the_token(serving_settings: Callable[..., Settings]) -> No
 def test_hot_swap_under_load_fails_no_request(serving_settings: Callable[..., Settings]) -> None:
     tracking.connect()
     source = tracking.get_version(MODEL_NAME, 1)
-    new = tracking.register(f"runs:/{source.run_id}/model", MODEL_NAME, {})
+    new = tracking.register(f"runs:/{source.run_id}/model", MODEL_NAME, {})  # never gated: forced
     with TestClient(create_app(serving_settings(environ=TOKEN))) as client:
         versions: list[int] = []
         failures: list[int] = []
@@ -81,7 +81,7 @@ def test_hot_swap_under_load_fails_no_request(serving_settings: Callable[..., Se
         for t in threads:
             t.start()
         time.sleep(0.5)
-        promote(MODEL_NAME, new.version, "swap test", "tester")
+        promote(MODEL_NAME, new.version, "swap test", "tester", force=True)
         reload = client.post("/admin/reload", headers=AUTH).json()
         time.sleep(0.5)
         stop.set()
@@ -190,11 +190,11 @@ def test_the_service_follows_the_alias_by_polling(
 ) -> None:
     tracking.connect()
     source = tracking.get_version(MODEL_NAME, 1)
-    new = tracking.register(f"runs:/{source.run_id}/model", MODEL_NAME, {})
+    new = tracking.register(f"runs:/{source.run_id}/model", MODEL_NAME, {})  # never gated: forced
     try:
         with TestClient(create_app(serving_settings(**{"model.poll_interval_s": 0.2}))) as client:
             assert client.get("/v1/model").json()["version"] == 1
-            promote(MODEL_NAME, new.version, "poll test", "tester")
+            promote(MODEL_NAME, new.version, "poll test", "tester", force=True)
             deadline = time.monotonic() + 10
             while client.get("/v1/model").json()["version"] != new.version:
                 assert time.monotonic() < deadline, "the poller never picked up the new champion"

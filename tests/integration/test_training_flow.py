@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import tracking
+from pipelines import tracking, version_status
 from pipelines.errors import FraudOpsError
 from pipelines.promote import CHALLENGER, CHAMPION, RegistryError, promote, rollback
 from tests.conftest import MODEL_NAME, TINY, TINY_FLOORS, copy_project
@@ -119,7 +119,10 @@ def test_weak_model_is_challenger_and_never_promoted(first: dict[str, Any]) -> N
 
 
 def test_promote_and_rollback_record_an_audit_trail(first: dict[str, Any]) -> None:
-    promote(NAME, 2, "manual test promotion", "tester")
+    with pytest.raises(RegistryError, match="version 2 failed the gate"):
+        promote(NAME, 2, "manual test promotion", "tester")
+    assert tracking.alias_version(NAME, CHAMPION) == 1
+    promote(NAME, 2, "manual test promotion", "tester", force=True)
     assert tracking.alias_version(NAME, CHAMPION) == 2
     assert rollback(NAME, "bad idea", "tester") == 1
     assert tracking.alias_version(NAME, CHAMPION) == 1
@@ -132,6 +135,8 @@ def test_promote_and_rollback_record_an_audit_trail(first: dict[str, Any]) -> No
     assert actions == ["promote", "rollback"]
     assert all(record["who"] == "tester" and record["when"] for record in audit)
     assert all("metrics_before" in record and "metrics_after" in record for record in audit)
+    forced = [record["forced"] for record in audit if record["action"] == "promote"]
+    assert forced == [True]
     with pytest.raises(RegistryError, match="no previous champion"):
         rollback(NAME, "again", "tester")
 
@@ -160,6 +165,33 @@ def test_crash_while_logging_leaves_the_registry_and_rerun_completes(
     done = training_flow()
     assert done["version"] == 3
     assert done["reused"] is False
+
+
+def test_killed_register_leaves_an_orphan_that_the_next_run_marks(
+    first: dict[str, Any], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.flows.training import training_flow
+
+    tag = tracking.set_version_tags
+
+    def killed(name: str, version: int, tags: dict[str, str]) -> None:
+        if version_status.COMPLETE in tags:
+            raise KeyboardInterrupt("killed during register")
+        tag(name, version, tags)
+
+    monkeypatch.setattr(tracking, "set_version_tags", killed)
+    with pytest.raises(BaseException, match="killed"):
+        training_flow(overrides={"train.hist_gradient_boosting.max_iter": 70})
+    orphan = tracking.list_versions(NAME)[0]
+    assert version_status.COMPLETE not in orphan.tags
+    with pytest.raises(RegistryError, match=f"version {orphan.version} is incomplete"):
+        promote(NAME, orphan.version, "it is the newest", "tester")
+    monkeypatch.undo()
+    done = training_flow()
+    assert done["orphaned"] == [orphan.version]
+    assert done["version"] == orphan.version + 1
+    status = tracking.get_version(NAME, orphan.version).tags[version_status.STATUS]
+    assert status == version_status.ORPHANED
 
 
 def test_mlflow_unreachable_is_a_clear_error(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipelines.config import Gate
-from pipelines.gate import decide
+from pipelines.gate import decide, verdict
 
 GATE = Gate(
     approval="auto",
@@ -39,3 +39,10 @@ def test_must_beat_the_champion_by_the_margin() -> None:
 def test_floors_apply_even_when_beating_a_weak_champion() -> None:
     weak = {**GOOD, "roc_auc": 0.6}
     assert not decide(weak, {**GOOD, "average_precision": 0.1}, GATE).passed
+
+
+def test_the_recorded_summary_gives_the_verdict_back() -> None:
+    assert verdict(decide(GOOD, None, GATE).summary()) is True
+    assert verdict(decide({**GOOD, "roc_auc": 0.1}, None, GATE).summary()) is False
+    assert verdict(None) is None
+    assert verdict("looks good to me") is None

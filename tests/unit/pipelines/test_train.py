@@ -72,3 +72,16 @@ def test_known_compromised_cards_leave_the_test_block(tiny: PipelineConfig) -> N
 def test_every_configured_estimator_builds(tiny: PipelineConfig, estimator: str, kind: str) -> None:
     model = make_estimator(tiny.train.model_copy(update={"estimator": estimator}))
     assert type(model).__name__ == kind
+
+
+def test_the_benchmarks_handbook_preset_is_the_handbooks_protocol() -> None:
+    from benchmarks.handbook import HANDBOOK
+    from pipelines.config import load_pipeline_config
+    from pipelines.features import feature_columns
+    from tests.conftest import REPO_ROOT
+
+    cfg = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml", HANDBOOK)
+    starts = sorted(f.train_start for f in folds(cfg.train, cfg.features.label_delay_days))
+    assert starts == [dt.date(2018, 7, 25) + dt.timedelta(days=7 * i) for i in range(4)]
+    assert len(feature_columns(cfg.features)) == 15
+    assert cfg.evaluate.top_k == 100

@@ -34,7 +34,10 @@ METHOD = (
     "(one thread per usable core). *Other CPU s* is the CPU time the rest of the machine "
     "used during the timed section (system-wide busy time from `/proc/stat` minus the "
     "measuring process; the most of any run): well above zero, the machine was not idle and "
-    "the timings are inflated. MB and GB are decimal (10^6 and 10^9 bytes)."
+    "the timings are inflated. MB and GB are decimal (10^6 and 10^9 bytes). Model quality is "
+    "set beside the handbook's published figures only when measured under the handbook's "
+    "protocol (its features, test folds and card precision@100: benchmarks/handbook.py); "
+    "quality under the project's own configuration is reported apart, as not comparable."
 )
 
 

@@ -94,7 +94,9 @@ def _retrain(
         return {"outcome": "deferred", "message": why}
     start = feedback.retrain_start(fed, *spans)
     log.info("retraining on %d labelled production rows, train.start_date=%s", fed.rows, start)
-    outcome = training_flow(pipeline, {"train.start_date": start.isoformat()}, project)
+    # The latest fold ends on the last labelled day, whatever anchor the config uses.
+    overrides = {"train.start_date": start.isoformat(), "train.anchor": "latest"}
+    outcome = training_flow(pipeline, overrides, project)
     versioning.push()
     message = (
         f"retrained on {fed.rows} labelled production rows: version {outcome['version']}, "

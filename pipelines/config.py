@@ -159,10 +159,13 @@ class Validate(Strict):
 class Features(Strict):
     """The baseline feature set: windows, label delay, night hours. Customer windows apply
     to the `customer_id` column, terminal windows to `terminal_id` (`source.column_map` says
-    which of a file's columns those are); an empty list of windows turns that group off."""
+    which of a file's columns those are); an empty list of windows turns that group off.
+    `customer_amount_ratio` adds, per customer window, the amount over the window's mean
+    amount; off, the features are the handbook's (15 with its windows)."""
 
     label_delay_days: int = Field(ge=0, le=365)
     customer_windows_days: list[int]
+    customer_amount_ratio: bool = True
     terminal_windows_days: list[int]
     night_max_hour: int = Field(ge=0, le=23)
 
@@ -230,10 +233,16 @@ class Tuning(Strict):
     n_jobs: int = Field(ge=1)
 
 
+FoldAnchor = Literal["latest", "earliest"]
+
+
 class Train(Strict):
-    """Split protocol, estimator choice and hyper-parameters."""
+    """Split protocol, estimator choice and hyper-parameters. `start_date` is the training
+    start of the latest fold (`anchor: latest`, folds step back from it) or of the earliest
+    (`anchor: earliest`, folds step forward from it); fold 0 is always the latest."""
 
     start_date: dt.date
+    anchor: FoldAnchor = "latest"
     train_days: int = Field(ge=1)
     test_days: int = Field(ge=1)
     folds: int = Field(ge=1)

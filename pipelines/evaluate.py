@@ -87,11 +87,12 @@ def evaluate(
         per_fold.append({**fold.as_dict(), **metrics})
         log.info("evaluate: fold %d AP %.3f", fold.index, metrics["average_precision"])
     log.info(
-        "evaluate: test AP %.3f AUC %.3f CP@%d %.3f, threshold %.4f",
+        "evaluate: test AP %.3f AUC %.3f CP@%d %.3f (all cards %.3f), threshold %.4f",
         test_metrics["average_precision"],
         test_metrics["roc_auc"],
         cfg.evaluate.top_k,
         test_metrics["card_precision_at_k"],
+        test_metrics["card_precision_at_k_all_cards"],
         threshold,
     )
     return Evaluation(threshold, test_metrics, per_fold, scored)

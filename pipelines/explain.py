@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score
 
 from pipelines import schema
 from pipelines.config import Evaluate
-from pipelines.metrics import card_precision_at_k
+from pipelines.metrics import card_precision_at_k, card_precision_at_k_all_cards
 
 MAX_ROWS = 50_000  # permutation importance rescored on a fixed sample: seconds, not minutes
 
@@ -77,5 +77,6 @@ def _slice_row(
         "frauds": int(y.sum()),
         "average_precision": float(average_precision_score(y, s)) if both else np.nan,
         "card_precision_at_k": card_precision_at_k(part, cfg.top_k),
+        "card_precision_at_k_all_cards": card_precision_at_k_all_cards(part, cfg.top_k),
         "recall_at_threshold": float((s[y == 1] >= threshold).mean()) if y.sum() else np.nan,
     }

@@ -29,12 +29,18 @@ DAY_US = 86_400 * 1_000_000
 FRAUD_UNIT = 1 << 32
 
 
+def customer_kinds(cfg: Features) -> tuple[str, ...]:
+    """The features of each customer window, in output order."""
+    base = ("nb_tx", "avg_amount")
+    return (*base, "amount_ratio") if cfg.customer_amount_ratio else base
+
+
 def customer_columns(cfg: Features) -> list[str]:
     """Names of the customer window features, in output order."""
     return [
         f"customer_id_{kind}_{w}day_window"
         for w in cfg.customer_windows_days
-        for kind in ("nb_tx", "avg_amount", "amount_ratio")
+        for kind in customer_kinds(cfg)
     ]
 
 
@@ -87,6 +93,7 @@ def features_sql(cfg: Features, source: str) -> str:
         f"THEN tx_amount / customer_id_avg_amount_{w}day_window ELSE 1.0 END "
         f"AS customer_id_amount_ratio_{w}day_window"
         for w in cfg.customer_windows_days
+        if cfg.customer_amount_ratio
     ]
     terminal = []
     for w in cfg.terminal_windows_days:

@@ -194,7 +194,9 @@ def describe(outcome: Outcome) -> str:
     lines = [
         f"version {outcome.version} ({'reused' if outcome.reused else 'new'}) is challenger: "
         f"AP {m['average_precision']:.3f}, ROC AUC {m['roc_auc']:.3f}, "
-        f"CP@k {m['card_precision_at_k']:.3f}, recall@FPR {m['recall_at_fpr']:.3f}",
+        f"CP@k {m['card_precision_at_k']:.3f} (all cards "
+        f"{m['card_precision_at_k_all_cards']:.3f}), "
+        f"recall@FPR {m['recall_at_fpr']:.3f}",
         f"gate: {outcome.decision.summary()}",
         f"champion: {outcome.champion_before} -> {outcome.champion_after}",
         orphans_line(outcome.orphaned),

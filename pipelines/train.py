@@ -2,7 +2,8 @@
 
 A fold trains on `train_days` from its start, skips `label_delay_days` (labels not known yet
 at the end of training), and tests on the next `test_days`. Fold i starts i test blocks
-before fold 0, whose start is `train.start_date`.
+before fold 0, the latest fold. `train.start_date` is fold 0's start (`train.anchor:
+latest`) or the start of the earliest fold, K - 1 test blocks before fold 0 (`earliest`).
 """
 
 from __future__ import annotations
@@ -55,10 +56,14 @@ class Fold:
 
 
 def folds(cfg: Train, delay_days: int) -> list[Fold]:
-    """Fold 0 starts at `start_date`; each further fold is one test block earlier."""
+    """Fold 0 is the latest; each further fold is one test block earlier. Fold 0 starts at
+    `start_date` (anchor `latest`), or the last fold does (anchor `earliest`)."""
+    latest = cfg.start_date
+    if cfg.anchor == "earliest":
+        latest += dt.timedelta(days=(cfg.folds - 1) * cfg.test_days)
     out = []
     for i in range(cfg.folds):
-        start = cfg.start_date - dt.timedelta(days=i * cfg.test_days)
+        start = latest - dt.timedelta(days=i * cfg.test_days)
         test_start = start + dt.timedelta(days=cfg.train_days + delay_days)
         out.append(
             Fold(i, start, test_start, test_start + dt.timedelta(days=cfg.test_days), delay_days)

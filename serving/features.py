@@ -65,14 +65,17 @@ def feature_matrix(
     weekend = (days + THURSDAY) % 7 >= 5
     night = within_day // HOUR_US <= cfg.night_max_hour
     kc, kt = len(cfg.customer_windows_days), len(cfg.terminal_windows_days)
-    x = np.empty((len(t), 3 + 3 * kc + 2 * kt))
+    per = 3 if cfg.customer_amount_ratio else 2  # columns per customer window
+    end = 3 + per * kc  # first terminal column
+    x = np.empty((len(t), end + 2 * kt))
     x[:, 0], x[:, 1], x[:, 2] = amount, weekend, night
     count = agg.customer_count.astype(np.float64)
     mean = _ratio(agg.customer_amount, count, 0.0)
-    x[:, 3 : 3 + 3 * kc : 3] = count
-    x[:, 4 : 3 + 3 * kc : 3] = mean
-    x[:, 5 : 3 + 3 * kc : 3] = _ratio(amount[:, None], mean, 1.0)
+    x[:, 3:end:per] = count
+    x[:, 4:end:per] = mean
+    if cfg.customer_amount_ratio:
+        x[:, 5:end:per] = _ratio(amount[:, None], mean, 1.0)
     n = agg.terminal_count.astype(np.float64)
-    x[:, 3 + 3 * kc :: 2] = n
-    x[:, 4 + 3 * kc :: 2] = _ratio(agg.terminal_fraud.astype(np.float64), n, 0.0)
+    x[:, end::2] = n
+    x[:, end + 1 :: 2] = _ratio(agg.terminal_fraud.astype(np.float64), n, 0.0)
     return x

@@ -17,8 +17,9 @@ def _ties_share_last(rolled: pd.Series) -> pd.Series:
     return rolled.groupby(level=0, sort=False).transform("last")
 
 
-def customer_spending(tx: pd.DataFrame, windows: list[int]) -> pd.DataFrame:
-    """Per-customer count and mean amount over the last 1, 7, 30 days (inclusive)."""
+def customer_spending(tx: pd.DataFrame, windows: list[int], ratio: bool = True) -> pd.DataFrame:
+    """Per-customer count and mean amount over the last 1, 7, 30 days (inclusive), and the
+    amount over the mean (`ratio`)."""
     tx = tx.sort_values("tx_datetime", kind="stable")
     tx.index = tx["tx_datetime"]
     for w in windows:
@@ -27,9 +28,10 @@ def customer_spending(tx: pd.DataFrame, windows: list[int]) -> pd.DataFrame:
         tx[f"customer_id_nb_tx_{w}day_window"] = list(count)
         tx[f"customer_id_avg_amount_{w}day_window"] = list(amount_sum / count)
         mean = tx[f"customer_id_avg_amount_{w}day_window"]
-        tx[f"customer_id_amount_ratio_{w}day_window"] = (tx["tx_amount"] / mean).where(
-            mean > 0, 1.0
-        )
+        if ratio:
+            tx[f"customer_id_amount_ratio_{w}day_window"] = (tx["tx_amount"] / mean).where(
+                mean > 0, 1.0
+            )
     tx.index = tx["transaction_id"]
     return tx
 
@@ -56,6 +58,7 @@ def build_features(
     customer_windows: list[int],
     terminal_windows: list[int],
     night_max_hour: int = 6,
+    amount_ratio: bool = True,
 ) -> pd.DataFrame:
     """All baseline features, one row per transaction, ordered by transaction id."""
     tx = tx.copy()
@@ -63,7 +66,7 @@ def build_features(
     tx["tx_during_night"] = (tx["tx_datetime"].dt.hour <= night_max_hour).astype(int)
     # Grouping by the values (not the column name) keeps the column inside each group.
     tx = tx.groupby(tx["customer_id"].to_numpy(), group_keys=False).apply(
-        lambda g: customer_spending(g, customer_windows)
+        lambda g: customer_spending(g, customer_windows, amount_ratio)
     )
     tx = tx.groupby(tx["terminal_id"].to_numpy(), group_keys=False).apply(
         lambda g: terminal_risk(g, delay, terminal_windows)

@@ -21,7 +21,9 @@ def summary(result: dict[str, Any]) -> str:
         f"model version {result['version']} ({'reused' if result['reused'] else 'new'}), "
         f"alias challenger",
         f"  test block: AP {m['average_precision']:.3f}  ROC AUC {m['roc_auc']:.3f}  "
-        f"CP@k {m['card_precision_at_k']:.3f}  recall@1%FPR {m['recall_at_fpr']:.3f}",
+        f"CP@k {m['card_precision_at_k']:.3f} (all cards "
+        f"{m['card_precision_at_k_all_cards']:.3f})  "
+        f"recall@1%FPR {m['recall_at_fpr']:.3f}",
         f"  gate: {result['gate']}",
         f"  champion: version {result['champion']}"
         + (" (promoted now)" if result["promoted"] else ""),

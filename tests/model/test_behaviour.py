@@ -38,7 +38,8 @@ def _with_amount(rows: pd.DataFrame, amount: float, cfg: PipelineConfig) -> pd.D
         mean = out[f"customer_id_avg_amount_{w}day_window"]
         new_mean = mean + (amount - out[schema.TX_AMOUNT]) / n
         out[f"customer_id_avg_amount_{w}day_window"] = new_mean
-        out[f"customer_id_amount_ratio_{w}day_window"] = amount / new_mean
+        if cfg.features.customer_amount_ratio:
+            out[f"customer_id_amount_ratio_{w}day_window"] = amount / new_mean
     out[schema.TX_AMOUNT] = amount
     return out
 

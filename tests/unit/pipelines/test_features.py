@@ -14,9 +14,9 @@ from pipelines.config import Features, PipelineConfig
 from pipelines.features import DAY_US, build_features, feature_columns
 from pipelines.generate import simulate_history
 from pipelines.io import read_table, write_parquet
-from pipelines.materialize import reach_days
+from pipelines.materialize import materialize, reach_days
 from serving.features import epoch_us, feature_matrix, windows
-from serving.store import Aggregates
+from serving.store import Aggregates, Events, open_store
 from tests.pandas_features import build_features as oracle
 
 
@@ -184,3 +184,78 @@ def test_a_group_can_be_turned_off_offline_and_online(
     assert row.shape == (1, len(names))
     assert windows(f).customer_reach_us == max(customer, default=0) * DAY_US
     assert reach_days(f) == max([*customer, *(f.label_delay_days + w for w in terminal)], default=0)
+
+
+HANDBOOK_FEATURES = [
+    "tx_amount",
+    "tx_during_weekend",
+    "tx_during_night",
+    "customer_id_nb_tx_1day_window",
+    "customer_id_avg_amount_1day_window",
+    "customer_id_nb_tx_7day_window",
+    "customer_id_avg_amount_7day_window",
+    "customer_id_nb_tx_30day_window",
+    "customer_id_avg_amount_30day_window",
+    "terminal_id_nb_tx_1day_window",
+    "terminal_id_risk_1day_window",
+    "terminal_id_nb_tx_7day_window",
+    "terminal_id_risk_7day_window",
+    "terminal_id_nb_tx_30day_window",
+    "terminal_id_risk_30day_window",
+]
+
+
+def test_without_amount_ratios_the_features_are_the_handbooks_15(tiny: PipelineConfig) -> None:
+    f = tiny.features.model_copy(update={"customer_amount_ratio": False})
+    assert feature_columns(f) == HANDBOOK_FEATURES
+    assert len(feature_columns(tiny.features)) == 18  # the default adds three amount ratios
+
+
+def _replay_last_day(tmp_path: Path, df: pd.DataFrame, f: Features) -> pd.DataFrame:
+    """The last day's transactions through the online path (store seeded like serving's,
+    then one batch in time order): the model's input rows, indexed by transaction id."""
+    write_parquet(df, tmp_path / "clean.parquet")
+    day = df[schema.TX_DATETIME].max().normalize()
+    materialize(tmp_path / "clean.parquet", tmp_path / "seed", f, as_of=day.to_pydatetime())
+    replay = df[df[schema.TX_DATETIME] >= day].sort_values(
+        [schema.TX_DATETIME, schema.TRANSACTION_ID]
+    )
+    events = Events(
+        replay[schema.TRANSACTION_ID].to_numpy(np.int64),
+        replay[schema.CUSTOMER_ID].to_numpy(np.int64),
+        replay[schema.TERMINAL_ID].to_numpy(np.int64),
+        replay[schema.TX_DATETIME].to_numpy("datetime64[us]").astype(np.int64),
+        replay[schema.TX_AMOUNT].to_numpy(np.float64),
+        np.zeros(len(replay), dtype=np.int64),
+    )
+    store = open_store("sqlite", tmp_path / "online.db", None, windows(f))
+    try:
+        store.seed(tmp_path / "seed")
+        x = feature_matrix(events.ts_us, events.amount, store.add_and_read(events), f)
+    finally:
+        store.close()
+    return pd.DataFrame(x, columns=feature_columns(f), index=events.transaction_id)
+
+
+@pytest.mark.parametrize("ratio", [True, False], ids=["with_ratios", "handbook_15"])
+def test_online_features_equal_offline_with_and_without_amount_ratios(
+    tiny: PipelineConfig, tmp_path: Path, ratio: bool
+) -> None:
+    f = tiny.features.model_copy(update={"customer_amount_ratio": ratio})
+    df = simulate_history(tiny.generate)
+    offline = _duckdb(tmp_path, df, f).set_index(schema.TRANSACTION_ID)
+    names = feature_columns(f)
+    assert ("customer_id_amount_ratio_1day_window" in offline.columns) is ratio
+    theirs = oracle(
+        df,
+        f.label_delay_days,
+        f.customer_windows_days,
+        f.terminal_windows_days,
+        f.night_max_hour,
+        amount_ratio=ratio,
+    )
+    _assert_equal(offline.reset_index(), theirs, names)
+    online = _replay_last_day(tmp_path, df, f)
+    assert len(online) > 100
+    expected = offline.loc[online.index, names].astype(float)
+    np.testing.assert_allclose(online.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)

@@ -21,6 +21,22 @@ def test_folds_follow_the_protocol(tiny: PipelineConfig) -> None:
     assert f2.test_end == dt.date(2018, 8, 1)
 
 
+def test_earliest_anchor_runs_the_folds_forward_from_start_date(tiny: PipelineConfig) -> None:
+    # The handbook's four test folds: training from 07-25, 08-01, 08-08 and 08-15.
+    update = {"start_date": dt.date(2018, 7, 25), "folds": 4, "anchor": "earliest"}
+    forward = folds(tiny.train.model_copy(update=update), delay_days=7)
+    assert [f.train_start for f in forward] == [
+        dt.date(2018, 8, 15),
+        dt.date(2018, 8, 8),
+        dt.date(2018, 8, 1),
+        dt.date(2018, 7, 25),
+    ]
+    assert forward[0].test_end == dt.date(2018, 9, 5)  # fold 0 is the latest, as with `latest`
+    # The same folds, anchored at the latest one.
+    update = {**update, "start_date": dt.date(2018, 8, 15), "anchor": "latest"}
+    assert folds(tiny.train.model_copy(update=update), delay_days=7) == forward
+
+
 def test_known_compromised_cards_leave_the_test_block(tiny: PipelineConfig) -> None:
     fold = folds(tiny.train, delay_days=7)[0]  # train 04-16..04-23, test 04-30..05-07
     rows = [
@@ -56,3 +72,16 @@ def test_known_compromised_cards_leave_the_test_block(tiny: PipelineConfig) -> N
 def test_every_configured_estimator_builds(tiny: PipelineConfig, estimator: str, kind: str) -> None:
     model = make_estimator(tiny.train.model_copy(update={"estimator": estimator}))
     assert type(model).__name__ == kind
+
+
+def test_the_benchmarks_handbook_preset_is_the_handbooks_protocol() -> None:
+    from benchmarks.handbook import HANDBOOK
+    from pipelines.config import load_pipeline_config
+    from pipelines.features import feature_columns
+    from tests.conftest import REPO_ROOT
+
+    cfg = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml", HANDBOOK)
+    starts = sorted(f.train_start for f in folds(cfg.train, cfg.features.label_delay_days))
+    assert starts == [dt.date(2018, 7, 25) + dt.timedelta(days=7 * i) for i in range(4)]
+    assert len(feature_columns(cfg.features)) == 15
+    assert cfg.evaluate.top_k == 100

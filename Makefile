@@ -5,6 +5,9 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.8
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
+# make init needs only the standard library; with the environment installed it also edits a
+# config laid out in any YAML style (ruamel.yaml keeps its comments).
+INIT_PYTHON := $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 PYTEST_ARGS ?=
 
 # Telemetry off and nothing reaches out to the internet, in every command started from here.
@@ -33,7 +36,7 @@ install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from 
 # MODEL, EXPERIMENT, SOURCE=file SOURCE_PATH=... COLUMN_MAP='{"card": "customer_id"}', CONTAINERS=no.
 init: ## Make this clone yours: make init NAME="Acme Risk" SLUG=acme-risk (see README)
 	@test -n "$(NAME)" || { echo 'usage: make init NAME="Acme Risk" SLUG=acme-risk' >&2; exit 2; }
-	@python3 template/apply.py --name "$(NAME)" $(if $(SLUG),--slug "$(SLUG)") \
+	@$(INIT_PYTHON) template/apply.py --name "$(NAME)" $(if $(SLUG),--slug "$(SLUG)") \
 	  $(if $(MODEL),--registered-model-name "$(MODEL)") \
 	  $(if $(EXPERIMENT),--experiment-name "$(EXPERIMENT)") \
 	  $(if $(MONITORING_EXPERIMENT),--monitoring-experiment-name "$(MONITORING_EXPERIMENT)") \

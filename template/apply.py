@@ -127,24 +127,68 @@ def write_identity(root: Path, new: dict[str, str]) -> None:
                 path.write_text(after)
 
 
-def set_source(root: Path, kind: str, path: str | None, column_map: dict[str, str]) -> None:
-    """Set `source.kind`, `source.path` and `source.column_map` in `configs/pipeline.yaml`,
-    keeping every comment."""
-    text = (root / PIPELINE).read_text()
-    block = re.search(r"(?ms)^source:\n(?:(?:[ \t]+.*|[ \t]*)\n)*", text)
+def set_source(root: Path, kind: str, path: str, column_map: dict[str, str]) -> None:
+    """Set `source.kind`, `source.path` and `source.column_map` in `configs/pipeline.yaml`.
+
+    The file's own lines are edited when they are laid out one key a line (every comment
+    kept, the smallest diff for `copier update`); any other layout (flow style, a value
+    split over lines) goes through a YAML library: ruamel.yaml when installed (comments
+    kept), else PyYAML (which Copier brings).
+    """
+    file = root / PIPELINE
+    text = file.read_text()
+    values: dict[str, object] = {"kind": kind, "path": path, "column_map": column_map}
+    edited = _set_source_lines(text, values)
+    file.write_text(edited if edited is not None else _set_source_yaml(text, values))
+
+
+def _set_source_lines(text: str, values: dict[str, object]) -> str | None:
+    """The block `source:` with each key on one line of its own, edited in place; else None."""
+    block = re.search(r"(?ms)^source:[ \t]*(?:#.*)?\n(?:(?:[ \t]+.*|[ \t]*)\n)*", text)
     if not block:
-        raise InitError(f"{PIPELINE}: no 'source:' section")
-    values = {"kind": kind, "path": json.dumps(path), "column_map": json.dumps(column_map)}
+        return None
     section = block.group(0)
     for key, value in values.items():
-        section, n = re.subn(
-            rf"(?m)^(  {key}: )(.*?)([ \t]+#.*)?$",
-            keep_comment(value),
-            section,
-        )
-        if n != 1:
-            raise InitError(f"{PIPELINE}: expected one 'source.{key}' line, found {n}")
-    (root / PIPELINE).write_text(text[: block.start()] + section + text[block.end() :])
+        pattern = rf"(?m)^(  {key}:[ \t]*)([^#\n]*?)([ \t]+#.*)?$"
+        matches = re.findall(pattern, section)
+        if len(matches) != 1 or not matches[0][1].strip():  # missing, repeated or a nested block
+            return None
+        section = re.sub(pattern, keep_comment(json.dumps(value)), section)
+    return text[: block.start()] + section + text[block.end() :]
+
+
+def _set_source_yaml(text: str, values: dict[str, object]) -> str:
+    try:
+        from ruamel.yaml import YAML
+    except ImportError:
+        return _set_source_pyyaml(text, values)
+    import io
+
+    rt = YAML()
+    rt.preserve_quotes = True
+    data = rt.load(text)
+    if not isinstance(data, dict) or not isinstance(data.get("source"), dict):
+        raise InitError(f"{PIPELINE}: no 'source:' section")
+    data["source"].update(values)
+    out = io.StringIO()
+    rt.dump(data, out)
+    return out.getvalue()
+
+
+def _set_source_pyyaml(text: str, values: dict[str, object]) -> str:
+    try:
+        import yaml
+    except ImportError:
+        raise InitError(
+            f"{PIPELINE}: its 'source:' section is not one key a line, and neither ruamel.yaml "
+            "nor PyYAML is installed to edit it: run `make install` first"
+        ) from None
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or not isinstance(data.get("source"), dict):
+        raise InitError(f"{PIPELINE}: no 'source:' section")
+    data["source"].update(values)
+    print(f"{PIPELINE}: rewritten by PyYAML (its comments are gone)", file=sys.stderr)
+    return str(yaml.safe_dump(data, sort_keys=False))
 
 
 def remove_containers(root: Path) -> list[str]:
@@ -205,7 +249,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def source_from(args: argparse.Namespace) -> tuple[str, str | None, dict[str, str]] | None:
+def source_from(args: argparse.Namespace) -> tuple[str, str, dict[str, str]] | None:
     """The data source answers (kind, path, column map), or None to leave `source:` alone."""
     if args.source is None:
         return None

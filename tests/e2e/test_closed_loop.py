@@ -95,3 +95,15 @@ def test_monitoring_runs_in_mlflow(
     assert [a["decision"] for a in hook.received] == [
         w["decision"] for w in timeline if w["decision"] != "OK"
     ]
+
+
+def test_the_loop_leaves_the_committed_config_alone(
+    loop: tuple[Path, list[dict[str, Any]], Receiver],
+) -> None:
+    """Retraining's overrides belong to its run: configs/ is as committed afterwards, and
+    the template layer (`make init`) still works on the clone."""
+    root, timeline, _ = loop
+    assert any("retrained" in json.dumps(w) for w in timeline), "the loop must have retrained"
+    assert run(root, "git", "status", "--porcelain", "configs/").strip() == ""
+    run(root, "python", "template/apply.py", "--name", "Acme Risk", "--slug", "acme-risk")
+    assert "acme-risk" in (root / "configs/project.yaml").read_text()

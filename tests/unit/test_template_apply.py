@@ -97,3 +97,29 @@ def test_bad_answers_are_named_and_change_nothing(
     assert _apply(project, *args) == 2
     assert message in capsys.readouterr().err
     assert (project / "configs/project.yaml").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # flow style, as a YAML tool may write it
+        "source: {kind: simulator, path: pipelines/generate.py, column_map: {}}\n",
+        # a null written as an empty value, and the map over two lines
+        "source:\n  kind: simulator\n  path:\n  column_map:\n    {}\n",
+    ],
+)
+def test_source_is_set_whatever_the_layout(project: Path, source: str) -> None:
+    """The template layer must not depend on how configs/pipeline.yaml is laid out."""
+    config = project / "configs/pipeline.yaml"
+    text = config.read_text()
+    start = text.index("\nsource:\n") + 1
+    end = text.index("\ngenerate:\n") + 1
+    config.write_text(text[:start] + source + text[end:])
+    args = ("--name", "Acme", "--source", "file", "--source-path", "data/x.parquet")
+    assert _apply(project, *args, "--column-map", '{"card": "customer_id"}') == 0
+    got = load_pipeline_config(config).source
+    assert (got.kind, str(got.path), got.column_map) == (
+        "file",
+        "data/x.parquet",
+        {"card": "customer_id"},
+    )

@@ -164,12 +164,12 @@ def test_a_fresh_clone_runs_with_an_empty_home_on_a_busy_machine(tmp_path: Path)
     home = tmp_path / "home"
     home.mkdir()
     env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))},
         "HOME": str(home),
-        "PATH": os.environ["PATH"],
         "CI": "true",
         "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path.home() / ".cache/uv")),
-        "LANG": "C.UTF-8",
     }
+    env.pop("VIRTUAL_ENV", None)
     uv = shutil.which("uv") or str(Path(sys.executable).parents[2] / ".tools/bin/uv")
     if Path(uv).exists():
         env["UV"] = uv  # the uv the user has; without it `make` bootstraps one from PyPI

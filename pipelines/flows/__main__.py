@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 from pipelines import tracking
@@ -27,7 +29,7 @@ def summary(result: dict[str, Any]) -> str:
         f"  gate: {result['gate']}",
         f"  champion: version {result['champion']}"
         + (" (promoted now)" if result["promoted"] else ""),
-        f"  {orphans_line(tuple(result['orphaned']))}",
+        *([f"  {orphans_line(tuple(result['orphaned']))}"] if result["orphaned"] else []),
         "",
         "Open the MLflow UI on these runs:",
         f"  {ui_command()}",
@@ -42,7 +44,16 @@ def ui_command() -> str:
         return f"open {uri}"
     if uri == tracking.local_uri():
         uri = f"sqlite:///{tracking.LOCAL_STORE}/mlflow.db"  # from the project root
-    return f"uv run mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000 --workers 1"
+    return (
+        f"{uv()} run mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000 --workers 1"
+    )
+
+
+def uv() -> str:
+    """How to call uv here: `uv` when it is on PATH, else the one `make install` bootstrapped."""
+    if shutil.which("uv") or not Path(".tools/bin/uv").exists():
+        return "uv"
+    return ".tools/bin/uv"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -191,3 +191,25 @@ def test_a_fresh_clone_runs_with_an_empty_home_on_a_busy_machine(tmp_path: Path)
     assert (clone / ".prefect").is_dir(), "Prefect's home is the project's"
     assert not (home / ".prefect").exists(), "nothing in the user's ~/.prefect"
     assert run(clone, "git", "status", "--porcelain", "configs/").strip() == ""
+
+
+def test_a_local_api_that_does_not_start_is_one_line(tmp_path: Path) -> None:
+    """Past the start-up limit, the user reads what happened and what to do, not a traceback."""
+    root = copy_project(tmp_path / "p", TINY)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.flows", "training"],
+        cwd=root,
+        env={**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: Prefect's temporary local API did not start within 1 s "
+        "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); the machine may be busy: run again, "
+        "raise the limit, or run against a server (make up, then PREFECT_API_URL)"
+    ]
+    assert "Traceback" not in done.stderr

@@ -17,7 +17,7 @@ export UV_COMPILE_BYTECODE := 1
 DRIFT ?= new_fraud_pattern
 DAYS ?=
 
-.PHONY: help install init run serve simulate monitor up down status test test-fast lint format bench clean wheels images
+.PHONY: help install system-deps init run serve simulate monitor up down status test test-fast lint format bench clean wheels images
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +28,9 @@ help: ## List the targets
 
 install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from uv.lock (all extras, dev group)
 	$(UV) sync --frozen --all-extras --compile-bytecode
+
+system-deps: ## Install the system packages tests and benchmarks run, if missing (scripts/system-deps.sh)
+	@scripts/system-deps.sh
 
 # TEMPLATE: make a clone your project (what a Copier render does): NAME and SLUG, optionally
 # MODEL, EXPERIMENT, SOURCE=file SOURCE_PATH=... COLUMN_MAP='{"card": "customer_id"}', CONTAINERS=no.
@@ -62,7 +65,7 @@ down: ## Stop exactly what `make up` started (pid files in .run/)
 status: ## Which services of the local stack run, with their pids and URLs
 	$(RUN) python -m pipelines.stack status
 
-test: install ## Every test: unit, data, integration, e2e (what CI runs)
+test: install system-deps ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test-fast: install ## Unit, data and model tests only (no integration, e2e, slow or container tests)
@@ -93,7 +96,7 @@ images: wheels ## Both images, built offline on a debootstrapped base (podman, d
 	    || exit 1; \
 	done
 
-bench: install ## Benchmarks; results go to docs/benchmarks.md
+bench: install system-deps ## Benchmarks; results go to docs/benchmarks.md
 	$(RUN) python -m benchmarks
 
 clean: ## Remove the environment and local state (not DVC-tracked data in the cache)

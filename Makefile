@@ -38,7 +38,7 @@ install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from 
 	$(UV) sync --frozen --all-extras $(COMPILE_BYTECODE)
 
 system-deps: ## Install the system packages tests and benchmarks run, if missing (scripts/system-deps.sh)
-	@scripts/system-deps.sh
+	@bash scripts/system-deps.sh
 
 # TEMPLATE: make a clone your project (what a Copier render does): NAME and SLUG, optionally
 # MODEL, EXPERIMENT, SOURCE=file SOURCE_PATH=... COLUMN_MAP='{"card": "customer_id"}', CONTAINERS=no.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks import features, monitoring, serving, simulator, training
+from benchmarks import features, first_run, monitoring, serving, simulator, training
 from benchmarks.context import Context
 from benchmarks.report import SectionResult
 
@@ -23,6 +23,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("simulator", "Simulator", simulator.run),
     Section("features", "Feature stage: DuckDB vs the pandas oracle", features.run),
     Section("training", "Training: make run and model quality", training.run),
+    Section(
+        "first-run", "First run: fresh clone to champion, install and run apart", first_run.run
+    ),
     Section("serving", "Scoring service vs mlflow models serve", serving.run),
     Section("monitoring", "Monitoring: one run over 1 M captured rows", monitoring.run),
 )

@@ -58,7 +58,7 @@ def wrk(
     """Run wrk against `url`: a fixed JSON `body`, or random raw transactions when None."""
     binary = shutil.which("wrk")
     if binary is None:
-        raise RuntimeError("wrk is not installed: apt-get install wrk (.ci/run does)")
+        raise RuntimeError("wrk is not installed: apt-get install wrk (make system-deps does)")
     script = script_dir / f"wrk-{connections}-{abs(hash(url)) % 10_000}.lua"
     if body is None:
         script.write_text(RANDOM_TX + DONE)

@@ -33,7 +33,7 @@ def podman() -> list[str]:
     """The podman command; runc when installed (Debian's crun rejects hybrid cgroup hosts)."""
     binary = shutil.which("podman")
     if binary is None:
-        pytest.fail("podman is not installed (apt-get install podman debootstrap; .ci/run does)")
+        pytest.fail("podman is not installed: make system-deps installs it (and runc, debootstrap)")
     runc = shutil.which("runc")
     return [binary, "--runtime", runc] if runc else [binary]
 

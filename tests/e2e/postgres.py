@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tests.integration.conftest import free_port
 
-BIN = Path("/usr/lib/postgresql/15/bin")  # Debian's versioned folder, not on PATH
+# Debian's versioned folder, not on PATH; scripts/system-deps.sh reads the same variable.
+BIN = Path(os.environ.get("FRAUDOPS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 USER = "fraudops"
 
 
@@ -61,7 +62,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
     """initdb in a temp folder (trust auth, loopback only, fsync off), start it on a free
     port with its socket in that folder; stop and remove it afterwards."""
     if not (BIN / "initdb").exists():
-        raise RuntimeError(f"{BIN}/initdb not found: apt-get install postgresql (.ci/run does)")
+        raise RuntimeError(f"{BIN}/initdb not found: make system-deps installs postgresql-15")
     owner = "postgres" if os.geteuid() == 0 else None
     # Not under pytest's folder: that one is private to root, and the server runs as postgres.
     folder = Path(tempfile.mkdtemp(prefix="fraudops-pg-"))

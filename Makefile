@@ -35,10 +35,12 @@ help: ## List the targets
 # runs `install`) spent 2.5 s more re-checking them. Where PYTHONDONTWRITEBYTECODE is set no
 # .pyc is ever written, so every process would compile its imports again: there it compiles.
 # The images compile at build time (UV_COMPILE_BYTECODE in docker/*.Dockerfile).
+export UV_HINT := uv is in .tools/bin and not on your PATH: before the README's uv commands, run  export PATH="$$PWD/.tools/bin:$$PATH"
 COMPILE_BYTECODE ?= $(if $(PYTHONDONTWRITEBYTECODE),--compile-bytecode)
 
 install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## Create .venv from uv.lock (all extras, dev group)
 	$(UV) sync --frozen --all-extras $(COMPILE_BYTECODE)
+	@$(if $(filter .tools/bin/uv,$(UV)),echo "$$UV_HINT")
 
 system-deps: ## Install the system packages tests and benchmarks run, if missing (scripts/system-deps.sh)
 	@bash scripts/system-deps.sh

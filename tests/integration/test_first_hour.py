@@ -72,14 +72,16 @@ def test_editing_a_shared_module_reruns_the_stages_that_import_it(tmp_path: Path
 def _busy_cores(n: int, seconds: int) -> Iterator[None]:
     """`n` busy loops (bounded by `timeout`), always stopped."""
     loops = [
-        subprocess.Popen(["timeout", str(seconds), "sh", "-c", "while :; do :; done"])
+        subprocess.Popen(
+            ["timeout", str(seconds), "sh", "-c", "while :; do :; done"], start_new_session=True
+        )
         for _ in range(n)
     ]
     try:
         yield
     finally:
-        for loop in loops:
-            loop.kill()
+        for loop in loops:  # the group: SIGKILL to `timeout` alone would leave its shell
+            os.killpg(loop.pid, signal.SIGKILL)
             loop.wait()
 
 

@@ -56,12 +56,17 @@ def uv() -> str:
     return ".tools/bin/uv"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the chosen flow and print its summary; SIGTERM or Ctrl-C stop it within 10 s."""
+def parser() -> argparse.ArgumentParser:
+    """The command line: which flow, and `--set` overrides for this run."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.flows")
     parser.add_argument("flow", choices=["lifecycle", "training"], nargs="?", default="lifecycle")
     add_set_option(parser, "override a config value for this run (recorded with it)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen flow and print its summary; SIGTERM or Ctrl-C stop it within 10 s."""
+    args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

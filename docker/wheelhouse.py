@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,12 +135,20 @@ def uv_version() -> str:
     return found.group(1)
 
 
+def default_uv() -> str:
+    """The uv that runs us (`uv run` sets UV), else the one on PATH, else `make`'s bootstrap."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    return found or str(ROOT / ".tools/bin/uv")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fill the wheelhouse for the extras named on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("extras", nargs="+", help="extras of pyproject.toml")
     parser.add_argument("--dest", type=Path, default=ROOT / "docker/wheels")
-    parser.add_argument("--uv", default="uv", help="the uv executable")
+    parser.add_argument(
+        "--uv", default=default_uv(), help="the uv executable (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     export = [args.uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--quiet"]
     for extra in args.extras:

@@ -153,7 +153,8 @@ def _set_source_lines(text: str, values: dict[str, object]) -> str | None:
         matches = re.findall(pattern, section)
         if len(matches) != 1 or not matches[0][1].strip():  # missing, repeated or a nested block
             return None
-        section = re.sub(pattern, keep_comment(json.dumps(value)), section)
+        text_value = value if key == "kind" else json.dumps(value)  # kind: a plain word
+        section = re.sub(pattern, keep_comment(str(text_value)), section)
     return text[: block.start()] + section + text[block.end() :]
 
 

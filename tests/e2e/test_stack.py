@@ -5,6 +5,7 @@ service, MLflow down during a run, `make down` leaving no process behind."""
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 from typing import Any
 
@@ -115,7 +116,10 @@ def _mlflow_down_fails_cleanly_then_recovers(stack: Stack) -> None:
     mlflow = next(p for p in stack.seen if p.pid == _pid(stack, "mlflow"))
     for proc in [mlflow, *mlflow.children(recursive=True)]:
         proc.kill()
-    failed = stack.prefect("deployment", "run", "fraud-training/local", "--watch")
+    # A run's overrides belong to that run: these runs name the same tiny data again.
+    failed = stack.prefect(
+        "deployment", "run", "fraud-training/local", "--watch", "--params", TINY_RUN
+    )
     assert failed.returncode == 1, failed.stdout + failed.stderr
     last = flow_runs(stack, "fraud-training")[0]
     assert last["state"]["type"] == "FAILED"
@@ -127,9 +131,19 @@ def _mlflow_down_fails_cleanly_then_recovers(stack: Stack) -> None:
     assert "Prefect server" not in restarted.stdout.split("the stack is up")[0]
     assert registry(stack) == before  # the failed run changed nothing
     stack.record_processes()
-    rerun = stack.prefect("deployment", "run", "fraud-training/local", "--watch")
+    rerun = stack.prefect(
+        "deployment", "run", "fraud-training/local", "--watch", "--params", TINY_RUN
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert registry(stack) == before  # same data and code: the version is reused
+    assert run_git(stack, "status", "--porcelain", "configs/") == ""  # overrides: the run's only
+
+
+def run_git(stack: Stack, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=stack.root, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
 
 
 def _pid(stack: Stack, name: str) -> int:

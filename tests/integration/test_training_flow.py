@@ -162,7 +162,7 @@ def test_crash_while_logging_leaves_the_registry_and_rerun_completes(
     assert tracking.alias_version(NAME, CHAMPION) == 1
     assert tracking.alias_version(NAME, CHALLENGER) == 2
     monkeypatch.undo()
-    done = training_flow()
+    done = training_flow(overrides=overrides)  # a run's overrides are that run's: name them again
     assert done["version"] == 3
     assert done["reused"] is False
 
@@ -180,14 +180,15 @@ def test_killed_register_leaves_an_orphan_that_the_next_run_marks(
         tag(name, version, tags)
 
     monkeypatch.setattr(tracking, "set_version_tags", killed)
+    overrides = {"train.hist_gradient_boosting.max_iter": 70}
     with pytest.raises(BaseException, match="killed"):
-        training_flow(overrides={"train.hist_gradient_boosting.max_iter": 70})
+        training_flow(overrides=overrides)
     orphan = tracking.list_versions(NAME)[0]
     assert version_status.COMPLETE not in orphan.tags
     with pytest.raises(RegistryError, match=f"version {orphan.version} is incomplete"):
         promote(NAME, orphan.version, "it is the newest", "tester")
     monkeypatch.undo()
-    done = training_flow()
+    done = training_flow(overrides=overrides)
     assert done["orphaned"] == [orphan.version]
     assert done["version"] == orphan.version + 1
     status = tracking.get_version(NAME, orphan.version).tags[version_status.STATUS]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pipelines import gate, version_status
 from pipelines.tracking import ModelVersion
+from tests.conftest import MODEL_NAME
 
 
 def _version(*steps: dict[str, str]) -> ModelVersion:
     tags: dict[str, str] = version_status.registering()
     for step in steps:
         tags = {**tags, **step}
-    return ModelVersion("fraud-detector", 5, "run", tags)
+    return ModelVersion(MODEL_NAME, 5, "run", tags)
 
 
 def test_each_missing_step_is_named() -> None:

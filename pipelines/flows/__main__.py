@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Prefect API call is noise
     overrides = dict(args.overrides)
     runtime.prepare()  # before Prefect is imported
     from pipelines.flows.training import lifecycle_flow, training_flow

@@ -217,7 +217,14 @@ def recover_params(config: Path) -> None:
     if not backup.exists() or _alive(owner):
         return
     if written.exists() and config.read_bytes() != written.read_bytes():
-        log.warning("%s changed after an interrupted run; its overrides stay: %s", config, backup)
+        kept = backup.with_name(f"{config.name}.before-interrupted-run")
+        backup.replace(kept)
+        log.warning(
+            "%s was edited after an interrupted run overrode it; left as it is (the file as it "
+            "was before that run: %s)",
+            config,
+            kept,
+        )
     else:
         config.write_bytes(backup.read_bytes())
         log.warning("%s: put back as it was before an interrupted run", config)

@@ -93,3 +93,5 @@ def test_a_file_edited_after_a_killed_run_is_left_alone(project: Path) -> None:
     edited = project.read_bytes()
     versioning.recover_params(project)
     assert project.read_bytes() == edited
+    kept = backup / f"{project.name}.before-interrupted-run"
+    assert kept.exists(), "the file as it was before the killed run is kept for the user"

@@ -63,8 +63,11 @@ def service_client(url: str | None, capture_dir: Path, token: str | None) -> Ite
 
     token = secrets.token_urlsafe(16)
     settings = load_settings(
-        environ={"FRAUDOPS_ADMIN_TOKEN": token},
-        overrides={"capture.dir": str(capture_dir), "model.poll_interval_s": 0},
+        overrides={
+            "admin_token": token,
+            "capture.dir": str(capture_dir),
+            "model.poll_interval_s": 0,
+        }
     )
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"}) as client:
         yield client

@@ -2,8 +2,7 @@
 
 They are `async` on purpose: FastAPI runs a plain `def` dependency in its thread pool, a
 thread hand-off per dependency per request (it more than doubled the in-process cost of
-/v1/score); these only read app state. The scoring routes use no dependency at all
-(serving/routes/score.py).
+/v1/score); these only read app state.
 """
 
 from __future__ import annotations

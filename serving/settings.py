@@ -1,23 +1,32 @@
-"""Settings of the scoring service: `configs/serving.yaml`, overridable by the environment.
+"""Settings of the scoring service (pydantic-settings): `configs/serving.yaml`, overridden by
+`FRAUDOPS_SERVING_<SECTION>__<KEY>` environment variables, overridden by keyword arguments.
 
-Loaded once, at start-up; an invalid value stops the service before it binds a port.
+Loaded once, at start-up; an invalid or unsafe value stops the service before it binds a
+port, with one line naming the key.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from pipelines.config import (
     DEFAULT_PIPELINE_CONFIG,
     DEFAULT_PROJECT_CONFIG,
     Features,
-    apply_overrides,
-    format_validation_error,
     load_pipeline_config,
     load_project_config,
 )
@@ -25,6 +34,9 @@ from pipelines.errors import ConfigError
 
 DEFAULT_SERVING_CONFIG = Path("configs/serving.yaml")
 ENV_PREFIX = "FRAUDOPS_SERVING_"
+CONFIG_ENV = "FRAUDOPS_SERVING_CONFIG"  # the YAML file (`python -m serving --config` sets it)
+MIN_TOKEN_CHARS = 16
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
 class _Section(BaseModel):
@@ -32,9 +44,20 @@ class _Section(BaseModel):
 
 
 class Server(_Section):
-    host: str
+    host: str = Field(min_length=1)
     port: int = Field(ge=0, le=65535)
     workers: int = Field(ge=1, le=64)
+    # Binding beyond loopback exposes an unauthenticated scoring API: say so explicitly.
+    allow_remote: bool = False
+
+    @model_validator(mode="after")
+    def _remote_needs_opt_in(self) -> Server:
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not a loopback address: set server.allow_remote "
+                "(FRAUDOPS_SERVING_SERVER__ALLOW_REMOTE=true) to serve beyond this machine"
+            )
+        return self
 
 
 class ModelSection(_Section):
@@ -60,24 +83,55 @@ class Capture(_Section):
     flush_interval_s: float = Field(gt=0)
 
 
-class Settings(_Section):
+_yaml_file: ContextVar[Path | None] = ContextVar("serving_yaml_file", default=None)
+
+
+class Settings(BaseSettings):
     """Everything the service reads, validated together."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_ignore_empty=True,  # a variable left blank (`.env`) is unset
+        extra="forbid",
+        frozen=True,
+        validate_by_name=True,
+    )
 
     server: Server
     model: ModelSection
     limits: Limits
     online_store: OnlineStore
     capture: Capture
-    # Filled from configs/project.yaml, configs/pipeline.yaml and the environment:
+    # Filled by `load_settings` from configs/project.yaml and configs/pipeline.yaml:
     model_name: str = ""
     features: Features | None = None
-    redis_url: str | None = None
-    admin_token: SecretStr | None = None
+    # Secrets and shared endpoints: from their own variables (not prefixed), never the YAML.
+    redis_url: str | None = Field(None, validation_alias="FRAUDOPS_REDIS_URL")
+    admin_token: SecretStr | None = Field(None, validation_alias="FRAUDOPS_ADMIN_TOKEN")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then the YAML file."""
+        return init_settings, env_settings, YamlConfigSettingsSource(settings_cls, config_path())
 
     @model_validator(mode="after")
-    def _redis_needs_url(self) -> Settings:
+    def _checks(self) -> Settings:
         if self.online_store.backend == "redis" and not self.redis_url:
             raise ValueError("online_store.backend is 'redis' but FRAUDOPS_REDIS_URL is not set")
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        if token is not None and len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"FRAUDOPS_ADMIN_TOKEN: at least {MIN_TOKEN_CHARS} characters "
+                f"(got {len(token)}); unset it to turn /admin off"
+            )
         return self
 
     @property
@@ -86,35 +140,69 @@ class Settings(_Section):
         return self.features
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def config_path() -> Path:
+    """The YAML file being read: `load_settings`'s argument, FRAUDOPS_SERVING_CONFIG, or the
+    default."""
+    return _yaml_file.get() or Path(os.environ.get(CONFIG_ENV) or DEFAULT_SERVING_CONFIG)
+
+
+@contextmanager
+def _reading(path: Path | None) -> Iterator[Path]:
+    token = _yaml_file.set(path)
+    try:
+        yield config_path()
+    finally:
+        _yaml_file.reset(token)
+
+
+def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The settings from `path` (default: FRAUDOPS_SERVING_CONFIG or configs/serving.yaml),
+    the environment and dotted `overrides` (`{"server.port": 9000}`), in rising priority."""
+    with _reading(path) as yaml_path:
+        if not yaml_path.is_file():
+            raise ConfigError(f"{yaml_path}: config file not found")
+        given = _nested(overrides or {})
+        try:
+            return Settings(
+                model_name=load_project_config(DEFAULT_PROJECT_CONFIG).registered_model_name,
+                features=load_pipeline_config(DEFAULT_PIPELINE_CONFIG).features,
+                **given,
+            )
+        except ValidationError as exc:
+            raise ConfigError(_one_line(yaml_path, exc)) from None
+
+
+def _nested(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"server.port": 1}` as `{"server": {"port": 1}}`."""
     out: dict[str, Any] = {}
-    for key, value in environ.items():
-        if key.startswith(ENV_PREFIX):
-            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
-            out[dotted] = yaml.safe_load(value)
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     return out
 
 
-def load_settings(
-    path: Path = DEFAULT_SERVING_CONFIG,
-    environ: dict[str, str] | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> Settings:
-    """Read the YAML, apply FRAUDOPS_SERVING_* variables, then dotted `overrides`; validate."""
-    env = dict(os.environ if environ is None else environ)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    data = apply_overrides(data, {**_env_overrides(env), **(overrides or {})})
-    token = env.get("FRAUDOPS_ADMIN_TOKEN") or None
-    data.update(
-        model_name=load_project_config(DEFAULT_PROJECT_CONFIG).registered_model_name,
-        features=load_pipeline_config(DEFAULT_PIPELINE_CONFIG).features,
-        redis_url=env.get("FRAUDOPS_REDIS_URL") or None,
-        admin_token=token,
-    )
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from None
+def _one_line(path: Path, exc: ValidationError) -> str:
+    """Each problem as `KEY: rule (got value)`, KEY the variable when one set the value."""
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        env = ENV_PREFIX + "__".join(loc).upper()
+        key = env if env in os.environ else ".".join(loc) or "<root>"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) or not loc else f" (got {value!r})"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{key}: {message}{shown}" if loc else message)
+    return f"{path}: " + "; ".join(problems)

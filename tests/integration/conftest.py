@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -75,12 +76,17 @@ def serving_settings(
     monkeypatch.chdir(registered_project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
+    for name in [n for n in os.environ if n.startswith("FRAUDOPS_")]:
+        monkeypatch.delenv(name)  # the test sees only the variables it sets
+
     def make(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         base = {
             "online_store.sqlite_path": str(tmp_path / "online.db"),
             "capture.dir": str(tmp_path / "capture"),
             "model.poll_interval_s": 0,
         }
-        return load_settings(environ=environ or {}, overrides={**base, **overrides})
+        for name, value in (environ or {}).items():
+            monkeypatch.setenv(name, value)
+        return load_settings(overrides={**base, **overrides})
 
     return make

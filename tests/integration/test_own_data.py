@@ -101,6 +101,8 @@ def test_own_data_runs_the_whole_lifecycle_by_config_alone(
             "capture.dir": str(tmp_path / "capture"),
             "model.poll_interval_s": 0,
         }
-        return load_settings(environ=environ or {}, overrides={**base, **overrides})
+        for name, value in (environ or {}).items():
+            monkeypatch.setenv(name, value)
+        return load_settings(overrides={**base, **overrides})
 
     assert_last_day_replays_like_offline(settings, tmp_path)

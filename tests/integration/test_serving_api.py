@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import HTTPException, Request
 from fastapi.testclient import TestClient
 
+from serving.deps import get_scorer
 from serving.main import create_app
+from serving.scoring import Scorer
 from serving.settings import Settings
 from tests.captures import read_predictions
 from tests.conftest import MODEL_NAME
@@ -30,6 +33,31 @@ TX = {
 def client(serving_settings: Callable[..., Settings]) -> Iterator[TestClient]:
     with TestClient(create_app(serving_settings()), raise_server_exceptions=False) as c:
         yield c
+
+
+def test_a_dependency_of_the_scoring_routes_runs_on_every_scored_request(
+    serving_settings: Callable[..., Settings],
+) -> None:
+    """What a user adds in front of the scorer (an auth or tenant check) applies to
+    /v1/score and /v1/score/batch: they are ordinary routes, nothing answers before them."""
+    app = create_app(serving_settings())
+    seen: list[str] = []
+
+    async def tenant_checked(request: Request) -> Scorer:
+        seen.append(request.url.path)
+        if "x-tenant" not in request.headers:
+            raise HTTPException(401, "x-tenant header required")
+        return await get_scorer(request)
+
+    app.dependency_overrides[get_scorer] = tenant_checked
+    with TestClient(app) as c:
+        assert c.post("/v1/score", json=TX).status_code == 401
+        tenant = {"x-tenant": "acme"}
+        assert c.post("/v1/score", json=TX, headers=tenant).status_code == 200
+        batch = {"transactions": [TX, {**TX, "transaction_id": 10_000_002}]}
+        assert c.post("/v1/score/batch", json=batch, headers=tenant).status_code == 200
+        assert c.post("/v1/score/batch", json=batch).status_code == 401
+    assert seen == ["/v1/score", "/v1/score", "/v1/score/batch", "/v1/score/batch"]
 
 
 def test_score_one_transaction(client: TestClient) -> None:
@@ -192,21 +220,23 @@ def test_metrics_expose_requests_latency_scores_and_version(client: TestClient) 
     assert "fraudops_capture_dropped_total 0.0" in text
 
 
-def test_docs_have_examples(client: TestClient) -> None:
+def test_docs_reference_the_request_models_with_examples(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    assert "examples" in json.dumps(spec["components"]["schemas"]["Labels"])
-    for path in ("/v1/score", "/v1/score/batch"):  # parsed by the routes: schemas inlined
-        body = spec["paths"][path]["post"]["requestBody"]
-        assert "examples" in json.dumps(body), path
-        assert "$defs" not in json.dumps(body), path  # nested models resolvable
-    one = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
-    assert set(one["schema"]["required"]) == {
+    schemas = spec["components"]["schemas"]
+    for path, model in (("/v1/score", "Transaction"), ("/v1/score/batch", "Batch")):
+        body = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": f"#/components/schemas/{model}"}, path
+        assert "examples" in json.dumps(schemas[model]), model
+    assert set(schemas["Transaction"]["required"]) == {
         "transaction_id",
         "tx_datetime",
         "customer_id",
         "terminal_id",
         "tx_amount",
     }
+    items = schemas["Batch"]["properties"]["transactions"]["items"]
+    assert items == {"$ref": "#/components/schemas/Transaction"}
+    assert "examples" in json.dumps(schemas["Labels"])
     assert client.get("/docs").status_code == 200
 
 

@@ -33,8 +33,8 @@ TX = {
     "terminal_id": 11,
     "tx_amount": 57.16,
 }
-TOKEN = {"FRAUDOPS_ADMIN_TOKEN": "s3cret"}
-AUTH = {"Authorization": "Bearer s3cret"}
+TOKEN = {"FRAUDOPS_ADMIN_TOKEN": "s3cret-token-of-24-chars"}
+AUTH = {"Authorization": "Bearer s3cret-token-of-24-chars"}
 
 
 def test_503_before_a_model_is_loaded(serving_settings: Callable[..., Settings]) -> None:

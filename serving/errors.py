@@ -1,0 +1,45 @@
+"""Exception handlers: each domain error becomes its HTTP answer here, and only here."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from serving.model import ModelNotReadyError
+
+
+def json_safe(value: Any) -> Any:
+    """Echoed inputs may hold NaN or infinity, which JSON cannot carry: send them as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """422: every error with the field's location, the reason and the input (the standard
+    library's JSON, as Starlette writes it: echoed integers may exceed 64 bits)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = json_safe(jsonable_encoder(exc.errors()))
+    body = json.dumps({"detail": detail}, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status_code=422, media_type="application/json")
+
+
+async def model_not_ready(request: Request, exc: Exception) -> Response:
+    """503 with the reason: the client may retry; /ready says the same."""
+    return JSONResponse({"detail": str(exc)}, status_code=503)
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Register the handlers above on `app`."""
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(ModelNotReadyError, model_not_ready)

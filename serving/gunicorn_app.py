@@ -1,0 +1,87 @@
+"""Several workers on one machine: gunicorn's arbiter with uvicorn's worker class.
+
+gunicorn forks the workers (each builds its own app: `serving.main:create_app`), replaces
+one that dies, halts with exit status 3 when one cannot start (its replacement would fail
+the same way), and on SIGTERM stops accepting, lets each worker finish its requests and
+flush its capture (`graceful_timeout`), then exits 0. The two hooks below are the ones
+gunicorn and prometheus_client document: a dead worker's live gauges are dropped from the
+shared metrics, and a worker whose arbiter was killed stops instead of serving on alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import tempfile
+import threading
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger(__name__)
+
+WORKER_CLASS = "uvicorn_worker.UvicornWorker"
+PARENT_CHECK_S = 1.0
+
+
+class ScoringService(BaseApplication):  # type: ignore[misc]
+    """gunicorn configured from our settings, not from its command line."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from serving.main import create_app
+
+        return create_app()
+
+
+def serve(host: str, port: int, workers: int, graceful_s: float) -> int:
+    """Run `workers` processes on `host:port` until SIGTERM or SIGINT; gunicorn's exit
+    status (0, or 3 when a worker could not start)."""
+    # Each worker writes its samples here and /metrics adds them up (serving/metrics.py).
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fraudops-prom-"))
+    bind = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
+    options = {
+        "bind": [bind],
+        "workers": workers,
+        "worker_class": WORKER_CLASS,
+        "graceful_timeout": graceful_s,
+        "timeout": 60,  # a worker silent this long (a blocked event loop) is replaced
+        "keepalive": 5,  # uvicorn's own default (gunicorn's is 2 s)
+        "loglevel": "warning",
+        "child_exit": child_exit,
+        "post_fork": post_fork,
+    }
+    try:
+        ScoringService(options).run()
+    except SystemExit as exc:  # the arbiter exits through sys.exit
+        return int(exc.code or 0)
+    return 0
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges (the model version it served) go with it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In the new worker: stop when the arbiter dies (killed: no SIGTERM passed on), as
+    gunicorn's own sync worker does by watching its parent pid."""
+
+    def watch() -> None:
+        while os.getppid() == worker.ppid:
+            threading.Event().wait(PARENT_CHECK_S)
+        log.warning("the arbiter (pid %d) is gone: stopping this worker", worker.ppid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

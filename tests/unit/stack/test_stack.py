@@ -1,7 +1,9 @@
-"""The stack's settings and the deployments it makes: contracts checked without servers."""
+"""The stack's settings and the deployments it makes: contracts checked without servers;
+and its place in the layers: it imports `pipelines` and `serving`, nothing imports it."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,8 @@ import yaml
 
 from pipelines.errors import ConfigError
 from pipelines.flows.deployments import plan
-from pipelines.stack.services import services
-from pipelines.stack.settings import load_stack_settings
+from stack.services import services
+from stack.settings import load_stack_settings
 from tests.conftest import REPO_ROOT
 
 
@@ -103,3 +105,17 @@ def test_plan_refuses_a_broken_prefect_yaml(tmp_path: Path, text: str) -> None:
     (tmp_path / "prefect.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"prefect\.yaml: not a readable list of deployments"):
         plan(tmp_path)
+
+
+@pytest.mark.parametrize("package", ["pipelines", "serving", "monitoring"])
+def test_no_package_below_the_stack_imports_it(package: str) -> None:
+    found = []
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            found += [
+                f"{path.relative_to(REPO_ROOT)}: {n}" for n in names if n.split(".")[0] == "stack"
+            ]
+    assert found == []

@@ -1,4 +1,4 @@
-"""The stack's settings and the deployments it makes: contracts checked without servers;
+"""The stack's services and the deployments it makes: contracts checked without servers;
 and its place in the layers: it imports `pipelines` and `serving`, nothing imports it."""
 
 from __future__ import annotations
@@ -14,39 +14,6 @@ from pipelines.flows.deployments import plan
 from stack.services import services
 from stack.settings import load_stack_settings
 from tests.conftest import REPO_ROOT
-
-
-def test_defaults_and_environment() -> None:
-    s = load_stack_settings(REPO_ROOT, {})
-    assert (s.mlflow_port, s.prefect_port, s.serving_port) == (5000, 4200, 8000)
-    assert s.mlflow_backend_store_uri == f"sqlite:///{REPO_ROOT}/.run/mlflow/mlflow.db"
-    env = {
-        "FRAUDOPS_MLFLOW_PORT": "5100",
-        "FRAUDOPS_PREFECT_PORT": "4300",
-        "FRAUDOPS_SERVING_SERVER__PORT": "8100",
-        "FRAUDOPS_MLFLOW_BACKEND_STORE_URI": "postgresql+psycopg2://u@db/mlflow",
-    }
-    s = load_stack_settings(REPO_ROOT, env)
-    assert (s.mlflow_url, s.prefect_api_url, s.serving_url) == (
-        "http://127.0.0.1:5100",
-        "http://127.0.0.1:4300/api",
-        "http://127.0.0.1:8100",
-    )
-    assert s.mlflow_backend_store_uri == "postgresql+psycopg2://u@db/mlflow"
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "message"),
-    [
-        ("FRAUDOPS_PREFECT_PORT", "http", "FRAUDOPS_PREFECT_PORT='http': not a TCP port"),
-        ("FRAUDOPS_MLFLOW_PORT", "0", "FRAUDOPS_MLFLOW_PORT='0': not a TCP port"),
-        ("FRAUDOPS_SERVING_SERVER__PORT", "-1", "FRAUDOPS_SERVING_SERVER__PORT='-1'"),
-        ("FRAUDOPS_STACK_START_TIMEOUT_S", "soon", "FRAUDOPS_STACK_START_TIMEOUT_S='soon'"),
-    ],
-)
-def test_a_bad_setting_is_named(name: str, value: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        load_stack_settings(REPO_ROOT, {name: value})
 
 
 def test_every_service_binds_loopback_with_telemetry_off() -> None:

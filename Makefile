@@ -70,13 +70,13 @@ monitor: install ## Monitor the last window of captured predictions (configs/mon
 	$(RUN) python -m monitoring run
 
 up: install ## Local stack on 127.0.0.1: MLflow + Prefect servers, worker, scoring service
-	$(RUN) python -m pipelines.stack up
+	$(RUN) python -m stack up
 
 down: ## Stop exactly what `make up` started (pid files in .run/)
-	$(RUN) python -m pipelines.stack down
+	$(RUN) python -m stack down
 
 status: ## Which services of the local stack run, with their pids and URLs
-	$(RUN) python -m pipelines.stack status
+	$(RUN) python -m stack status
 
 test: install system-deps ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)

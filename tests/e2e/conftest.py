@@ -131,7 +131,7 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
 
     yield make
     for stack in made:
-        stack.run(sys.executable, "-m", "pipelines.stack", "down", timeout=120)
+        stack.run(sys.executable, "-m", "stack", "down", timeout=120)
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipelines.stack import processes
+from stack import processes
 from tests.conftest import copy_project
 from tests.integration.conftest import free_port
 
@@ -27,7 +27,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def stack(root: Path, command: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -m pipelines.stack <command>` in `root`, on free ports unless `env` says."""
+    """`python -m stack <command>` in `root`, on free ports unless `env` says."""
     ports = {
         "FRAUDOPS_MLFLOW_PORT": str(free_port()),
         "FRAUDOPS_PREFECT_PORT": str(free_port()),
@@ -35,7 +35,7 @@ def stack(root: Path, command: str, **env: str) -> subprocess.CompletedProcess[s
     }
     full = {**os.environ, **ports, **env}
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.stack", command],
+        [sys.executable, "-m", "stack", command],
         cwd=root,
         env=full,
         stdin=subprocess.DEVNULL,

@@ -1,7 +1,9 @@
-"""The stack's settings and the deployments it makes: contracts checked without servers."""
+"""The stack's services and the deployments it makes: contracts checked without servers;
+and its place in the layers: it imports `pipelines` and `serving`, nothing imports it."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -9,42 +11,9 @@ import yaml
 
 from pipelines.errors import ConfigError
 from pipelines.flows.deployments import plan
-from pipelines.stack.services import services
-from pipelines.stack.settings import load_stack_settings
+from stack.services import services
+from stack.settings import load_stack_settings
 from tests.conftest import REPO_ROOT
-
-
-def test_defaults_and_environment() -> None:
-    s = load_stack_settings(REPO_ROOT, {})
-    assert (s.mlflow_port, s.prefect_port, s.serving_port) == (5000, 4200, 8000)
-    assert s.mlflow_backend_store_uri == f"sqlite:///{REPO_ROOT}/.run/mlflow/mlflow.db"
-    env = {
-        "FRAUDOPS_MLFLOW_PORT": "5100",
-        "FRAUDOPS_PREFECT_PORT": "4300",
-        "FRAUDOPS_SERVING_SERVER__PORT": "8100",
-        "FRAUDOPS_MLFLOW_BACKEND_STORE_URI": "postgresql+psycopg2://u@db/mlflow",
-    }
-    s = load_stack_settings(REPO_ROOT, env)
-    assert (s.mlflow_url, s.prefect_api_url, s.serving_url) == (
-        "http://127.0.0.1:5100",
-        "http://127.0.0.1:4300/api",
-        "http://127.0.0.1:8100",
-    )
-    assert s.mlflow_backend_store_uri == "postgresql+psycopg2://u@db/mlflow"
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "message"),
-    [
-        ("FRAUDOPS_PREFECT_PORT", "http", "FRAUDOPS_PREFECT_PORT='http': not a TCP port"),
-        ("FRAUDOPS_MLFLOW_PORT", "0", "FRAUDOPS_MLFLOW_PORT='0': not a TCP port"),
-        ("FRAUDOPS_SERVING_SERVER__PORT", "-1", "FRAUDOPS_SERVING_SERVER__PORT='-1'"),
-        ("FRAUDOPS_STACK_START_TIMEOUT_S", "soon", "FRAUDOPS_STACK_START_TIMEOUT_S='soon'"),
-    ],
-)
-def test_a_bad_setting_is_named(name: str, value: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        load_stack_settings(REPO_ROOT, {name: value})
 
 
 def test_every_service_binds_loopback_with_telemetry_off() -> None:
@@ -103,3 +72,17 @@ def test_plan_refuses_a_broken_prefect_yaml(tmp_path: Path, text: str) -> None:
     (tmp_path / "prefect.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"prefect\.yaml: not a readable list of deployments"):
         plan(tmp_path)
+
+
+@pytest.mark.parametrize("package", ["pipelines", "serving", "monitoring"])
+def test_no_package_below_the_stack_imports_it(package: str) -> None:
+    found = []
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            found += [
+                f"{path.relative_to(REPO_ROOT)}: {n}" for n in names if n.split(".")[0] == "stack"
+            ]
+    assert found == []

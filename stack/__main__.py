@@ -1,4 +1,4 @@
-"""`python -m pipelines.stack up|down|status`: the CLI behind `make up`, `make down`,
+"""`python -m stack up|down|status`: the CLI behind `make up`, `make down`,
 `make status`. A failure exits 1 with the reason and the log to read."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 
 from pipelines.errors import FraudOpsError
 from pipelines.flows import deployments
-from pipelines.stack import processes
-from pipelines.stack.services import Service, base_env, services
-from pipelines.stack.settings import StackSettings, load_stack_settings
+from stack import processes
+from stack.services import Service, base_env, services
+from stack.settings import StackSettings, load_stack_settings
 
 NEXT = "prefect deployment run 'fraud-lifecycle/local' --watch"
 
@@ -146,7 +146,7 @@ def status(s: StackSettings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command, read the settings, run it."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args(argv)
     try:

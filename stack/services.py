@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from pipelines.flows.deployments import worker_online
-from pipelines.stack.settings import (
+from stack.settings import (
     MLFLOW_PORT,
     PREFECT_PORT,
     SERVING_PORT,

@@ -32,7 +32,8 @@ def evaluate_like_the_handbook(config: Path, clean: Path, scratch: Path) -> dict
     the configured estimator, and the evaluation summary over the handbook's four folds."""
     from pipelines.config import load_pipeline_config
     from pipelines.evaluate import evaluate
-    from pipelines.features import build_features, feature_columns
+    from pipelines.features import build_features
+    from pipelines.schema import feature_columns
     from pipelines.train import fit, folds, load_folds, training_block
 
     cfg = load_pipeline_config(config, HANDBOOK)

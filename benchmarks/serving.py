@@ -132,7 +132,7 @@ def _bodies(root: Path, rows: int) -> tuple[str, str]:
     import pandas as pd
 
     from pipelines.config import load_pipeline_config
-    from pipelines.features import feature_columns
+    from pipelines.schema import feature_columns
 
     names = feature_columns(load_pipeline_config(root / "configs/pipeline.yaml").features)
     frame = pd.read_parquet(root / "data/processed/features.parquet").tail(rows)

@@ -24,7 +24,7 @@ from benchmarks.context import Context, project_copy
 from benchmarks.handbook import evaluate_like_the_handbook
 from benchmarks.report import SectionResult, Target, now_utc, table, targets_table
 from pipelines.config import PipelineConfig, load_pipeline_config
-from pipelines.features import feature_columns
+from pipelines.schema import feature_columns
 
 TARGET_S = 180.0
 # Metric, target on the handbook's protocol, the handbook's figure (its best model, test).

@@ -170,8 +170,9 @@ def monitoring_windows(args: dict[str, Any]) -> dict[str, Any]:
     compute them)."""
     import duckdb
 
-    from pipelines.features import build_features, feature_columns
+    from pipelines.features import build_features
     from pipelines.io import sql_path
+    from pipelines.schema import feature_columns
 
     cfg = _config()
     model = load_project_config(REPO_ROOT / "configs/project.yaml").registered_model_name
@@ -227,7 +228,7 @@ def monitoring_drift(args: dict[str, Any]) -> dict[str, Any]:
     from monitoring.reports import drift, quality
     from monitoring.windows import read_window
     from pipelines.config import load_monitoring_config
-    from pipelines.features import feature_columns
+    from pipelines.schema import feature_columns
 
     names = feature_columns(_config().features)
     mon = load_monitoring_config(REPO_ROOT / "configs/monitoring.yaml")

@@ -37,8 +37,11 @@ RUN useradd --create-home --uid 10001 app \
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
 COPY configs ./configs
+# One worker per container (scale by replicas); listening beyond loopback is the point of the
+# container, so it is opted in here (the service refuses it otherwise).
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 \
-    FRAUDOPS_SERVING_SERVER__HOST=0.0.0.0 DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true
+    FRAUDOPS_SERVING_SERVER__HOST=0.0.0.0 FRAUDOPS_SERVING_SERVER__ALLOW_REMOTE=true \
+    FRAUDOPS_SERVING_SERVER__WORKERS=1 DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true
 USER 10001
 EXPOSE 8000
 # On the port the service listens on (FRAUDOPS_SERVING_SERVER__PORT when overridden).

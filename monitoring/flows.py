@@ -28,9 +28,9 @@ from pipelines.config import (
     load_pipeline_config,
     load_project_config,
 )
-from pipelines.features import feature_columns
 from pipelines.flows.training import training_flow
 from pipelines.promote import CHAMPION
+from pipelines.schema import feature_columns
 
 FLOW = "fraud-monitoring"  # the deployment is `fraud-monitoring/hourly` (prefect.yaml)
 WEBHOOK_ENV = "FRAUDOPS_ALERT_WEBHOOK_URL"

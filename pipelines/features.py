@@ -20,53 +20,20 @@ from pathlib import Path
 from pipelines import schema
 from pipelines.config import Engine, Features
 from pipelines.io import sql_path
+from pipelines.schema import (
+    DAY_US,
+    feature_columns,
+)
 
 log = logging.getLogger(__name__)
 
-DAY_US = 86_400 * 1_000_000
 # A terminal window's count and fraud count are summed as one BIGINT (count + frauds * 2^32):
 # one aggregate per frame instead of two. Exact while a window holds < 2^32 transactions.
 FRAUD_UNIT = 1 << 32
 
 
-def customer_kinds(cfg: Features) -> tuple[str, ...]:
-    """The features of each customer window, in output order."""
-    base = ("nb_tx", "avg_amount")
-    return (*base, "amount_ratio") if cfg.customer_amount_ratio else base
-
-
-def customer_columns(cfg: Features) -> list[str]:
-    """Names of the customer window features, in output order."""
-    return [
-        f"customer_id_{kind}_{w}day_window"
-        for w in cfg.customer_windows_days
-        for kind in customer_kinds(cfg)
-    ]
-
-
-def terminal_columns(cfg: Features) -> list[str]:
-    """Names of the terminal window features, in output order."""
-    return [
-        f"terminal_id_{kind}_{w}day_window"
-        for w in cfg.terminal_windows_days
-        for kind in ("nb_tx", "risk")
-    ]
-
-
-def history_column(cfg: Features) -> str | None:
-    """The count of the longest customer window: how much history a customer has."""
-    w = max(cfg.customer_windows_days, default=None)
-    return None if w is None else f"customer_id_nb_tx_{w}day_window"
-
-
 # TEMPLATE: a new feature goes into `feature_columns`, `features_sql` and, for serving, into
 # serving/features.py's `feature_row`; the parity test checks that both paths agree.
-def feature_columns(cfg: Features) -> list[str]:
-    """The model's input columns, in order: one definition for training and serving."""
-    base = [schema.TX_AMOUNT, "tx_during_weekend", "tx_during_night"]
-    return base + customer_columns(cfg) + terminal_columns(cfg)
-
-
 def _frame(days: int) -> str:
     """(t - days, t]; with 0 days, the transactions at t itself (never known at t: excluded)."""
     return f"RANGE BETWEEN {max(days * DAY_US - 1, 0)} PRECEDING AND CURRENT ROW"

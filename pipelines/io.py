@@ -8,17 +8,20 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import DataContractError
+
+if TYPE_CHECKING:  # imported where used: the scoring service shares this module, not pandas
+    import pandas as pd
 
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read a parquet or CSV file; any unreadable file is a `DataContractError` naming it."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if not path.exists():
         raise DataContractError(f"{path}: file not found")
     try:
@@ -53,6 +56,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Write `df` to parquet atomically and deterministically (same frame, same bytes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(df, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from pipelines.config import Features
 from pipelines.io import sql_path
+from pipelines.schema import EVENTS
 
 log = logging.getLogger(__name__)
-
-EVENTS = "events.parquet"
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from pipelines import gate, tracking, version_status, versioning
 from pipelines import train as protocol
 from pipelines.config import PipelineConfig, ProjectConfig
 from pipelines.evaluate import score_fold
-from pipelines.features import feature_columns
 from pipelines.promote import CHALLENGER, CHAMPION, promote
+from pipelines.schema import feature_columns
 from pipelines.version_status import COMPLETE
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,13 @@
-"""The raw transaction contract: column names and types shared by every stage and service."""
+"""The data contracts shared by every stage and service: the raw transaction's columns and
+types, the model's feature columns, the online store's seed file. Nothing heavy is imported
+here: the scoring service reads it too."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from pipelines.config import Features
 
 TRANSACTION_ID: Final = "transaction_id"
 TX_DATETIME: Final = "tx_datetime"
@@ -31,3 +36,42 @@ RAW_COLUMNS: Final = tuple(RAW_DTYPES)
 REQUIRED_COLUMNS: Final = tuple(c for c in RAW_COLUMNS if c != TX_FRAUD_SCENARIO)
 # Fields a scoring request carries: the raw transaction without its labels.
 REQUEST_COLUMNS: Final = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT)
+
+DAY_US: Final = 86_400 * 1_000_000  # timestamps are microseconds since the epoch
+EVENTS: Final = "events.parquet"  # what the `materialize` stage writes, the online store seeds
+
+
+def customer_kinds(cfg: Features) -> tuple[str, ...]:
+    """The features of each customer window, in output order."""
+    base = ("nb_tx", "avg_amount")
+    return (*base, "amount_ratio") if cfg.customer_amount_ratio else base
+
+
+def customer_columns(cfg: Features) -> list[str]:
+    """Names of the customer window features, in output order."""
+    return [
+        f"customer_id_{kind}_{w}day_window"
+        for w in cfg.customer_windows_days
+        for kind in customer_kinds(cfg)
+    ]
+
+
+def terminal_columns(cfg: Features) -> list[str]:
+    """Names of the terminal window features, in output order."""
+    return [
+        f"terminal_id_{kind}_{w}day_window"
+        for w in cfg.terminal_windows_days
+        for kind in ("nb_tx", "risk")
+    ]
+
+
+def history_column(cfg: Features) -> str | None:
+    """The count of the longest customer window: how much history a customer has."""
+    w = max(cfg.customer_windows_days, default=None)
+    return None if w is None else f"customer_id_nb_tx_{w}day_window"
+
+
+def feature_columns(cfg: Features) -> list[str]:
+    """The model's input columns, in order: one definition for training and serving."""
+    base = [TX_AMOUNT, "tx_during_weekend", "tx_during_night"]
+    return base + customer_columns(cfg) + terminal_columns(cfg)

@@ -87,7 +87,8 @@ def validate(cfg: PipelineConfig) -> Path:
 
 def features(cfg: PipelineConfig) -> Path:
     """Compute the point-in-time features of the clean transactions."""
-    from pipelines.features import build_features, feature_columns
+    from pipelines.features import build_features
+    from pipelines.schema import feature_columns
 
     out = cfg.paths.features
     remove_outputs(out)
@@ -121,7 +122,7 @@ def train(cfg: PipelineConfig) -> Path:
 
     from pipelines import train as protocol
     from pipelines.config import load_project_config
-    from pipelines.features import feature_columns
+    from pipelines.schema import feature_columns
 
     out = cfg.paths.model
     remove_outputs(out, cfg.paths.model_params)
@@ -162,7 +163,7 @@ def evaluate(cfg: PipelineConfig) -> Path:
     from pipelines import explain, plots
     from pipelines import train as protocol
     from pipelines.evaluate import evaluate as evaluate_model
-    from pipelines.features import feature_columns, history_column
+    from pipelines.schema import feature_columns, history_column
 
     out = cfg.paths.reports
     model = joblib.load(cfg.paths.model)
@@ -192,8 +193,8 @@ def reference(cfg: PipelineConfig, monitoring: MonitoringConfig) -> Path:
     import joblib
 
     from pipelines import train as protocol
-    from pipelines.features import feature_columns
     from pipelines.reference import FRAME, META, build_reference, file_md5, meta_dict
+    from pipelines.schema import feature_columns
 
     out = cfg.paths.reference
     model = joblib.load(cfg.paths.model)

@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import FraudOpsError
+
+if TYPE_CHECKING:  # a type hint only: the scoring service never imports pandas for it
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.config import Features
-from pipelines.features import DAY_US
+from pipelines.schema import DAY_US
 from serving.store import Aggregates, Windows
 
 HOUR_US = 3_600 * 1_000_000

@@ -3,6 +3,7 @@ things once (online store, model, capture writers) and stops them cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response
 
 from pipelines import tracking
-from pipelines.features import feature_columns
+from pipelines.schema import feature_columns
 from serving.capture import CaptureWriter
 from serving.errors import add_exception_handlers
 from serving.features import windows
@@ -30,22 +31,30 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     prepare_worker()
-    tracking.connect()
     store = open_store(
         settings.online_store.backend,
         settings.online_store.sqlite_path,
         settings.redis_url,
         windows(settings.feature_config),
     )
-    seeded = store.seed(settings.online_store.seed_dir)
-    log.info("online store (%s): %d events seeded", settings.online_store.backend, seeded)
     holder = ModelHolder(
         settings.model_name,
         settings.model.alias,
         feature_columns(settings.feature_config),
         app.state.metrics.model_changed,
     )
-    holder.refresh()
+
+    def load_model() -> None:
+        tracking.connect()
+        holder.refresh()
+
+    # Seeding the store (SQLite or Redis work) and loading the model (MLflow) overlap: the
+    # service is ready in the longer of the two, not their sum.
+    seeded, _ = await asyncio.gather(
+        asyncio.to_thread(store.seed, settings.online_store.seed_dir),
+        asyncio.to_thread(load_model),
+    )
+    log.info("online store (%s): %d events seeded", settings.online_store.backend, seeded)
     cap = settings.capture
     capture = CaptureWriter(cap.dir, cap.queue_rows, cap.flush_rows, cap.flush_interval_s)
     label_log = CaptureWriter(

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.config import Features
-from pipelines.features import feature_columns
+from pipelines.schema import feature_columns
 from serving.capture import CaptureWriter, encode
 from serving.features import epoch_us, feature_matrix, windows
 from serving.metrics import Metrics, observe_many

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipelines.materialize import EVENTS
+from pipelines.schema import EVENTS
 from serving.store import Aggregates, Events, Windows
 
 PREFIX = "fraudops"

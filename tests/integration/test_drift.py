@@ -11,9 +11,10 @@ from sklearn.metrics import average_precision_score
 from monitoring.decisions import Quality, decide
 from monitoring.reports import drift, quality
 from pipelines.config import PipelineConfig, load_monitoring_config, load_pipeline_config
-from pipelines.features import build_features, feature_columns
+from pipelines.features import build_features
 from pipelines.generate import simulate_history, simulate_production
 from pipelines.io import write_parquet
+from pipelines.schema import feature_columns
 from pipelines.train import fit
 from tests.conftest import REPO_ROOT
 

@@ -11,8 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.features import DAY_US
-from pipelines.materialize import EVENTS
+from pipelines.schema import DAY_US, EVENTS
 from serving.store import Aggregates, Event, Events, Store, Windows, open_store
 from serving.store import timelines as tl
 from serving.store.sqlite import SQLiteStore

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from pipelines import schema, tracking
 from pipelines.config import load_pipeline_config
-from pipelines.features import feature_columns
 from pipelines.materialize import materialize
+from pipelines.schema import feature_columns
 from serving.main import create_app
 from serving.schemas import TRANSACTION
 from serving.settings import Settings

@@ -99,7 +99,7 @@ def _keep_alive(port: int) -> socket.socket:
     """A connection that was answered a score and stays open (HTTP/1.1 keep-alive)."""
     conn = socket.create_connection(("127.0.0.1", port), timeout=10)
     body = json.dumps(TX).encode()
-    head = f"POST /v1/score HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+    head = "POST /v1/score HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
     conn.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
     assert conn.recv(4096).startswith(b"HTTP/1.1 200"), "no score"
     return conn

@@ -13,8 +13,8 @@ import pytest
 from pipelines import schema, stages
 from pipelines.config import PipelineConfig
 from pipelines.evaluate import score
-from pipelines.features import feature_columns
 from pipelines.io import read_table
+from pipelines.schema import feature_columns
 from tests.conftest import tiny_config
 
 

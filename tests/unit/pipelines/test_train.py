@@ -77,7 +77,7 @@ def test_every_configured_estimator_builds(tiny: PipelineConfig, estimator: str,
 def test_the_benchmarks_handbook_preset_is_the_handbooks_protocol() -> None:
     from benchmarks.handbook import HANDBOOK
     from pipelines.config import load_pipeline_config
-    from pipelines.features import feature_columns
+    from pipelines.schema import feature_columns
     from tests.conftest import REPO_ROOT
 
     cfg = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml", HANDBOOK)

@@ -49,7 +49,8 @@ def test_a_bad_value_stops_it_before_it_binds(
 ) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and named in err
+    assert err.startswith("error: ")
+    assert named in err
     assert err.count("\n") == 1
 
 

@@ -1,4 +1,4 @@
-"""`workers.keep_heap`: NumPy temporaries of a batch reuse heap memory instead of page-faulting
+"""`tuning.keep_heap`: NumPy temporaries of a batch reuse heap memory instead of page-faulting
 fresh pages from the kernel on every request."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 PROGRAM = """
 import resource, sys
 import numpy as np
-from serving.workers import keep_heap
+from serving.tuning import keep_heap
 tuned = sys.argv[1] == "tuned"
 if tuned and not keep_heap():
     print("unsupported"); sys.exit()

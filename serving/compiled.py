@@ -9,7 +9,9 @@ r lowest thresholds. Scoring a batch is then, per feature, one binary search and
 gather, ANDed together; the exit leaves' values are summed per row.
 
 The path is used only when it reproduces the model's own `predict_proba` on every check row
-(to 1e-9) at load time; otherwise the service scores with the model itself.
+(to 1e-9) at load time; otherwise the service scores with the model itself, logs why at
+WARNING and says so in `GET /v1/model` (`scorer`). Why it exists, with the figures:
+docs/adr/0003-compiled-scorer.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,17 @@ Scorer = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 TOLERANCE = 1e-9
 BITS = 16  # leaves per tree at most: one uint16 mask per tree, four trees per uint64 word
 ALL = (1 << BITS) - 1
+# The scikit-learn internals read here: the model's attributes and its trees' node fields.
+PRIVATE = ("_predictors", "_baseline_prediction", "_loss")
+NODE_FIELDS = (
+    "is_leaf",
+    "left",
+    "right",
+    "value",
+    "feature_idx",
+    "num_threshold",
+    "missing_go_to_left",
+)
 # The exit leaf of a tree: the lowest bit still set in its mask (uint8: a 64 KiB table).
 LOWEST_BIT = np.array([max(0, (v & -v).bit_length() - 1) for v in range(1 << BITS)], dtype=np.uint8)
 
@@ -135,18 +149,46 @@ def check_rows(model: Any, n_features: int, n: int = 512, seed: int = 0) -> NDAr
     return x
 
 
-def _supported(model: Any) -> bool:
-    if type(model).__name__ != "HistGradientBoostingClassifier" or len(model.classes_) != 2:
-        return False
+def unsupported(model: Any) -> str | None:
+    """Why the compiled scorer cannot score `model` (checked before verifying it), or None.
+
+    It reads scikit-learn internals (`PRIVATE`, `NODE_FIELDS`); pyproject.toml pins the
+    scikit-learn minor version they were read from (docs/adr/0003-compiled-scorer.md).
+    """
+    name = type(model).__name__
+    if name != "HistGradientBoostingClassifier":
+        return f"{name} is not a HistGradientBoostingClassifier"
+    missing = [a for a in PRIVATE if not hasattr(model, a)]
+    if missing:
+        return f"scikit-learn {_sklearn()} has no {', '.join(missing)} on the model"
+    nodes = getattr(model._predictors[0][0], "nodes", None)
+    fields = getattr(getattr(nodes, "dtype", None), "names", None) or ()
+    missing = [f for f in NODE_FIELDS if f not in fields]
+    if missing:
+        return f"scikit-learn {_sklearn()}: the trees' `nodes` have no {', '.join(missing)}"
+    if len(model.classes_) != 2 or type(model._loss).__name__ != "HalfBinomialLoss":
+        return f"not a binary model with the binomial loss ({type(model._loss).__name__})"
     categorical = getattr(model, "is_categorical_", None)
-    binomial = type(model._loss).__name__ == "HalfBinomialLoss"
-    small = all(int(p.nodes["is_leaf"].sum()) <= BITS for it in model._predictors for p in it)
-    return binomial and small and (categorical is None or not np.any(categorical))
+    if categorical is not None and np.any(categorical):
+        return "categorical features"
+    leaves = max(int(p.nodes["is_leaf"].sum()) for it in model._predictors for p in it)
+    if leaves > BITS:
+        return f"a tree has {leaves} leaves, more than {BITS} (max_leaf_nodes)"
+    return None
+
+
+def _sklearn() -> str:
+    try:
+        return metadata.version("scikit-learn")
+    except metadata.PackageNotFoundError:  # pragma: no cover - the model came from it
+        return "(not installed)"
 
 
 def compile_model(model: Any, n_features: int) -> Scorer | None:
     """A faster scorer equal to `model.predict_proba(x)[:, 1]` at every split edge, or None."""
-    if not _supported(model):
+    reason = unsupported(model)
+    if reason is not None:
+        log.warning("compiled scorer not used, scoring with predict_proba: %s", reason)
         return None
     scorer = QuickScorer(model, n_features)
     check = check_rows(model, n_features)
@@ -156,7 +198,7 @@ def compile_model(model: Any, n_features: int) -> Scorer | None:
         max(np.max(np.abs(scorer.proba(check) - expected)), np.max(np.abs(one_by_one - expected)))
     )
     if not worst <= TOLERANCE:
-        log.warning("compiled scorer differs from the model by %.2e; not used", worst)
+        log.warning("compiled scorer differs by %.2e, scoring with predict_proba", worst)
         return None
     log.info("compiled scorer verified on %d rows (max difference %.1e)", len(check), worst)
     return scorer.proba

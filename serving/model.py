@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from pipelines import tracking
 from pipelines.errors import FraudOpsError
 from serving.compiled import compile_model
+from serving.schemas import ScorerName
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ class LoadedModel:
     loaded_at: dt.datetime
 
     compiled: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None
+
+    @property
+    def scorer(self) -> ScorerName:
+        """Which path scores: the verified compiled scorer, or the model's own predict_proba."""
+        return "compiled" if self.compiled is not None else "predict_proba"
 
     def score(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Fraud probability of each row (the compiled path when the model has one)."""
@@ -119,7 +125,7 @@ class ModelHolder:
             features,
             str(metadata.get("lineage.data_version", "unknown")),
             dt.datetime.now(dt.UTC),
-            compile_model(estimator, len(features)),  # verified against the model, or None
+            compile_model(estimator, len(features)),  # verified, or None (logged at WARNING)
         )
         warm = loaded.score(np.zeros((1, len(features))))  # first call pays lazy set-up costs
         if not np.isfinite(warm).all():

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from pipelines.schema import MAX_AMOUNT
 
+# Which path scores: the verified compiled scorer (serving/compiled.py) or predict_proba.
+ScorerName = Literal["compiled", "predict_proba"]
 MAX_ID = 2**63 - 1  # ids are 64-bit integers everywhere (parquet, SQLite, Redis)
 EXAMPLE: dict[str, Any] = {
     "transaction_id": 1789267,
@@ -105,3 +107,7 @@ class ModelInfo(BaseModel):
     threshold: float
     features: list[str]
     loaded_at: dt.datetime
+    scorer: ScorerName = Field(
+        description="compiled: the verified compiled scorer (serving/compiled.py); "
+        "predict_proba: the model's own, when the compiled one does not apply (logged)"
+    )

@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1", tags=["model"])
 
 @router.get("/model", response_model=ModelInfo, summary="The model being served")
 async def model(scorer: ScorerDep) -> ModelInfo:
-    """Name, version, alias, data version, threshold and features of the current model."""
+    """Name, version, alias, data version, threshold, features and scorer of the current model."""
     m = scorer.holder.current
     return ModelInfo(
         name=m.name,
@@ -22,4 +22,5 @@ async def model(scorer: ScorerDep) -> ModelInfo:
         threshold=m.threshold,
         features=m.features,
         loaded_at=m.loaded_at,
+        scorer=m.scorer,
     )

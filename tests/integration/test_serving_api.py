@@ -87,6 +87,7 @@ def test_model_ready_health(client: TestClient) -> None:
     assert info["alias"] == "champion"
     assert 0 < info["threshold"] < 1
     assert len(info["data_version"]) == 32
+    assert info["scorer"] == "compiled"  # the project's model takes the fast path (ADR 0003)
 
 
 def test_scoring_twice_does_not_count_twice(client: TestClient, tmp_path: Path) -> None:

@@ -1,42 +1,31 @@
 """Section `serving`: the scoring service against `mlflow models serve`, side by side.
 
-Both serve the same registered version from the same MLflow store, on 127.0.0.1, loaded by
-wrk for a bounded time. Ours takes raw transactions (online features, capture included);
-MLflow's is given the features directly, so it does strictly less work per request.
+Both serve the same registered version from the same MLflow store, on 127.0.0.1, one worker
+each. Ours takes raw transactions (online features, capture included); MLflow's is given
+the features directly, so it does strictly less work per request.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import socket
-import statistics
+import random
 import subprocess
 import sys
-import threading
-import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
-
 from benchmarks.context import Context, project_copy
-from benchmarks.report import SectionResult, Target, now_utc, table, targets_table
+from benchmarks.measure import REPO_ROOT
+from benchmarks.openloop import OpenLoopResult, run_process
+from benchmarks.report import SectionResult
+from benchmarks.servers import cpu_seconds, free_port, server, settle
+from benchmarks.serving_report import BATCH_CONNECTIONS, Figures, Plan, report
 from benchmarks.wrk import Load, wrk
 from pipelines.config import load_project_config
 
-SECONDS = 10
-# Batches are loaded at 8 connections, which our supervisor shares evenly among the workers
-# (serving/workers.py). MLflow gets its best of 2 and 8 connections.
-BATCH_CONNECTIONS = 8
-# Batch throughput moves by a quarter between runs here, MLflow's more than ours: the
-# target compares medians over rounds that alternate the two servers.
-BATCH_ROUNDS = 3
-# Each load starts once both servers are idle: under 5 % of a core over half a second.
-QUIET, SETTLE_WINDOW_S, SETTLE_TIMEOUT_S = 0.05, 0.5, 60.0
+FULL = Plan(wrk_s=10, rate=500, open_s=25, warmup_s=5, floor_s=10, rounds=3, starts=3)
+QUICK = Plan(wrk_s=3, rate=500, open_s=5, warmup_s=1, floor_s=3, rounds=1, starts=1)
+BATCH_ROWS = 1000
 IN_PROCESS = """
 import datetime as dt, json, statistics, sys, time
 from fastapi.testclient import TestClient
@@ -54,18 +43,14 @@ with TestClient(app):
 """
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(root: Path, tmp: Path) -> dict[str, str]:
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return {
         **os.environ,
         "PATH": path,  # `mlflow models serve` execs `uvicorn` from PATH
         "MLFLOW_TRACKING_URI": f"sqlite:///{root}/.mlflow/mlflow.db",
+        "FRAUDOPS_SERVING_SERVER__HOST": "127.0.0.1",
+        "FRAUDOPS_SERVING_SERVER__WORKERS": "1",
         "FRAUDOPS_SERVING_CAPTURE__DIR": str(tmp / "capture"),
         "FRAUDOPS_SERVING_ONLINE_STORE__SQLITE_PATH": str(tmp / "online.db"),
         "OMP_NUM_THREADS": "1",
@@ -74,57 +59,18 @@ def _env(root: Path, tmp: Path) -> dict[str, str]:
     }
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """CPU time used so far by the process trees of `pids` (those still alive)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for process in tree:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-    return total
+def _ours(
+    root: Path, env: dict[str, str], port: int
+) -> tuple[list[str], Path, dict[str, str], str]:
+    """Ours, configured by the environment only: command, folder, environment, ready URL."""
+    env = {**env, "FRAUDOPS_SERVING_SERVER__PORT": str(port)}
+    return [sys.executable, "-m", "serving"], root, env, f"http://127.0.0.1:{port}/ready"
 
 
-def _settle(pids: list[int]) -> None:
-    """Until both servers are idle: a load starts neither while one still works off the
-    previous one (MLflow finishing requests queued at 64 connections, ours compacting)."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    before = _cpu_seconds(pids)
-    while time.monotonic() < deadline:
-        time.sleep(SETTLE_WINDOW_S)
-        after = _cpu_seconds(pids)
-        if after - before < QUIET * SETTLE_WINDOW_S:
-            return
-        before = after
-
-
-@contextmanager
-def _server(args: list[str], root: Path, env: dict[str, str], ready: str) -> Iterator[int]:
-    proc = subprocess.Popen(
-        args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while (
-            subprocess.run(["curl", "-sf", "-o", "/dev/null", ready], check=False).returncode != 0
-        ):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{args} did not become ready")
-            time.sleep(0.5)
-        yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def _theirs(root: Path, port: int) -> list[str]:
+    model = load_project_config(root / "configs/project.yaml").registered_model_name
+    serve = ["models", "serve", "-m", f"models:/{model}@champion", "--env-manager", "local"]
+    return [sys.executable, "-m", "mlflow", *serve, "--host", "127.0.0.1", "--port", str(port)]
 
 
 def _bodies(root: Path, rows: int) -> tuple[str, str]:
@@ -143,6 +89,23 @@ def _bodies(root: Path, rows: int) -> tuple[str, str]:
     return json.dumps({"transactions": txs}), json.dumps(features)
 
 
+def _transactions(path: Path, n: int) -> Path:
+    """`n` distinct single transactions, one JSON body a line (ids apart from wrk's)."""
+    rng = random.Random(16)
+    with path.open("w") as out:
+        for i in range(n):
+            when = f"2018-10-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{i % 59:02d}"
+            tx = {
+                "transaction_id": 500_000_000_000_000 + i,
+                "tx_datetime": when,
+                "customer_id": rng.randrange(5000),
+                "terminal_id": rng.randrange(10000),
+                "tx_amount": round(rng.random() * 150, 2),
+            }
+            out.write(json.dumps(tx) + "\n")
+    return path
+
+
 def _in_process_p50(root: Path, env: dict[str, str]) -> float:
     out = subprocess.run(
         [sys.executable, "-c", IN_PROCESS],
@@ -155,104 +118,75 @@ def _in_process_p50(root: Path, env: dict[str, str]) -> float:
     return float(json.loads(out.strip().splitlines()[-1])["p50_ms"])
 
 
-def _measure(root: Path, tmp: Path) -> tuple[dict[str, Load | float], dict[str, list[int]]]:
-    env = _env(root, tmp)
-    ours, theirs = _port(), _port()
-    one_ours, one_theirs = _bodies(root, 1)
-    batch_ours, batch_theirs = _bodies(root, 1000)
-    results: dict[str, Load | float] = {"in_process_p50_ms": _in_process_p50(root, env)}
-    splits: dict[str, list[int]] = {}
-    serve_ours = [sys.executable, "-m", "serving"]
-    env_ours = {**env, "FRAUDOPS_SERVING_SERVER__PORT": str(ours)}
-    model = load_project_config(root / "configs/project.yaml").registered_model_name
-    serve_theirs = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        f"models:/{model}@champion",
-        "--env-manager",
-        "local",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(theirs),
-    ]
-    u, v = f"http://127.0.0.1:{ours}", f"http://127.0.0.1:{theirs}"
-    with (
-        _server(serve_ours, root, env_ours, f"{u}/ready") as pid_ours,
-        _server(serve_theirs, root, env, f"{v}/ping") as pid_theirs,
+def _floor(plan: Plan) -> OpenLoopResult:
+    """The generator against a trivial responder: what it adds itself."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    responder = [sys.executable, "-m", "benchmarks.responder", str(port)]
+    with server(responder, REPO_ROOT, dict(os.environ), url):
+        return run_process(url, None, plan.rate, plan.floor_s, 1.0)
+
+
+def _open_loop(plan: Plan, tmp: Path, url: str, pid: int) -> tuple[OpenLoopResult, float]:
+    """Ours at the offered rate, and the share of a core it used meanwhile."""
+    n = round(plan.rate * (plan.warmup_s + plan.open_s))
+    bodies = _transactions(tmp / "openloop.jsonl", n)
+    before = cpu_seconds([pid])
+    done = run_process(url, bodies, plan.rate, plan.open_s, plan.warmup_s)
+    return done, (cpu_seconds([pid]) - before) / done.wall_s
+
+
+def _batches(
+    plan: Plan, root: Path, tmp: Path, urls: dict[str, str], pids: list[int]
+) -> dict[tuple[str, int, int], Load]:
+    """Rounds that alternate the servers; in each, a run at 8 and one at 2 connections."""
+    ours, theirs = _bodies(root, BATCH_ROWS)
+    bodies = {"ours": ours, "mlflow": theirs}
+    loads: dict[tuple[str, int, int], Load] = {}
+    for k in range(plan.rounds):
+        for name, url in urls.items():
+            for conns in BATCH_CONNECTIONS:
+                settle(pids)
+                loads[name, k, conns] = wrk(url, conns, plan.wrk_s, tmp, bodies[name])
+    return loads
+
+
+def _closed(plan: Plan, tmp: Path, u: str, v: str, one: str, pids: list[int]) -> dict[str, Load]:
+    """wrk at 64 connections to each, then at 1 connection to ours."""
+    loads = {}
+    for name, url, conns, body in (
+        ("ours_64", f"{u}/v1/score", 64, None),
+        ("theirs_64", f"{v}/invocations", 64, one),
+        ("ours_1", f"{u}/v1/score", 1, None),
     ):
-
-        def load(
-            url: str,
-            conns: int,
-            body: str | None = None,
-            threads: int = 1,
-            split: list[int] | None = None,
-        ) -> Load:
-            """One wrk run once both servers are idle; `split` gets how our workers shared it."""
-            _settle([pid_ours, pid_theirs])
-            if split is None:
-                return wrk(url, conns, SECONDS, tmp, body, threads=threads)
-            with _split_of(ours) as seen:
-                done = wrk(url, conns, SECONDS, tmp, body, threads=threads)
-            split.extend(seen)
-            return done
-
-        results["ours_64"] = load(f"{u}/v1/score", 64, threads=2)
-        results["theirs_64"] = load(f"{v}/invocations", 64, one_theirs, threads=2)
-        results["ours_8"] = load(f"{u}/v1/score", 8, split=splits.setdefault("ours_8", []))
-        results["ours_1"] = load(f"{u}/v1/score", 1)
-        for k in range(BATCH_ROUNDS):
-            results[f"ours_batch_{k}"] = load(
-                f"{u}/v1/score/batch",
-                BATCH_CONNECTIONS,
-                batch_ours,
-                split=splits.setdefault(f"ours_batch_{k}", []),
-            )
-            for conns in (BATCH_CONNECTIONS, 2):
-                results[f"theirs_batch_{k}_{conns}"] = load(f"{v}/invocations", conns, batch_theirs)
-    del one_ours
-    return results, splits
+        settle(pids)
+        loads[name] = wrk(url, conns, plan.wrk_s, tmp, body, threads=2 if conns > 1 else 1)
+    return loads
 
 
-@contextmanager
-def _split_of(port: int) -> Iterator[list[int]]:
-    """How the connections to `port` are spread over the server's processes, a few seconds
-    into the load (a check on the balancing: with uneven shares, one worker's queue sets
-    the tail latency)."""
-    split: list[int] = []
-
-    def look() -> None:
-        time.sleep(3)
-        out = subprocess.run(
-            ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        split.extend(sorted(Counter(re.findall(r"pid=(\d+)", out)).values(), reverse=True))
-
-    watcher = threading.Thread(target=look, daemon=True)
-    watcher.start()
-    try:
-        yield split
-    finally:
-        watcher.join()
-
-
-def _row(name: str, load: Load, rows_per_request: int = 1) -> tuple[str, ...]:
-    return (
-        name,
-        f"{load.requests:,}",
-        f"{load.rps * rows_per_request:,.0f}",
-        str(load.errors),
-        f"{load.p50_ms:.2f}",
-        f"{load.p99_ms:.2f}",
-    )
+def _measure(root: Path, tmp: Path, plan: Plan) -> Figures:
+    env = _env(root, tmp)
+    inproc = _in_process_p50(root, env)
+    ours, theirs = free_port(), free_port()
+    u, v = f"http://127.0.0.1:{ours}", f"http://127.0.0.1:{theirs}"
+    _, one_theirs = _bodies(root, 1)
+    with (
+        server(*_ours(root, env, ours)) as (pid_ours, _),
+        server(_theirs(root, theirs), root, env, f"{v}/ping") as (pid_theirs, _),
+    ):
+        pids = [pid_ours, pid_theirs]
+        closed = _closed(plan, tmp, u, v, one_theirs, pids)
+        settle(pids)
+        floor = _floor(plan)
+        settle(pids)
+        open_, share = _open_loop(plan, tmp, f"{u}/v1/score", pid_ours)
+        urls = {"ours": f"{u}/v1/score/batch", "mlflow": f"{v}/invocations"}
+        batches = _batches(plan, root, tmp, urls, pids)
+    starts = []
+    for _ in range(plan.starts):
+        with server(*_ours(root, env, free_port())) as (_, seconds):
+            starts.append(seconds)
+    return Figures(plan, inproc, closed, floor, open_, share, batches, starts)
 
 
 def run(ctx: Context) -> SectionResult:
@@ -268,87 +202,4 @@ def run(ctx: Context) -> SectionResult:
         )
     tmp = ctx.scratch("serving")
     tmp.mkdir(exist_ok=True)
-    r, splits = _measure(root, tmp)
-    loads = {k: v for k, v in r.items() if isinstance(v, Load)}
-    inproc = float(r["in_process_p50_ms"])  # type: ignore[arg-type]
-    rps_ratio = loads["ours_64"].rps / loads["theirs_64"].rps
-    rounds = range(BATCH_ROUNDS)
-    ours_batch = statistics.median(loads[f"ours_batch_{k}"].rps for k in rounds)
-    theirs_batch = statistics.median(
-        max(loads[f"theirs_batch_{k}_{c}"].rps for c in (BATCH_CONNECTIONS, 2)) for k in rounds
-    )
-    batch_ratio = ours_batch / theirs_batch
-    gap = loads["ours_1"].p50_ms - inproc
-    targets = [
-        Target(
-            "/v1/score req/s vs mlflow models serve, 64 connections",
-            ">= 15x",
-            f"{rps_ratio:.1f}x",
-            rps_ratio >= 15,
-        ),
-        Target(
-            "/v1/score errors at 64 connections",
-            "0",
-            str(loads["ours_64"].errors),
-            loads["ours_64"].errors == 0,
-        ),
-        Target(
-            "/v1/score p99 at 8 connections",
-            "< 10 ms",
-            f"{loads['ours_8'].p99_ms:.2f} ms",
-            loads["ours_8"].p99_ms < 10,
-        ),
-        Target(
-            "/v1/score p50 at 1 connection minus in-process p50",
-            "<= 0.5 ms",
-            f"{gap:.2f} ms ({loads['ours_1'].p50_ms:.2f} - {inproc:.2f})",
-            gap <= 0.5,
-        ),
-        Target(
-            "/v1/score/batch rows/s vs mlflow, 1,000 rows (medians)",
-            ">= 4x",
-            f"{batch_ratio:.1f}x ({1000 * ours_batch:,.0f} vs {1000 * theirs_batch:,.0f})",
-            batch_ratio >= 4,
-        ),
-    ]
-    rows = [
-        _row("ours /v1/score, 64 conn", loads["ours_64"]),
-        _row("mlflow /invocations (features given), 64 conn", loads["theirs_64"]),
-        _row(
-            f"ours /v1/score, 8 conn (per worker: {'/'.join(map(str, splits['ours_8'])) or '?'})",
-            loads["ours_8"],
-        ),
-        _row("ours /v1/score, 1 conn", loads["ours_1"]),
-    ]
-    for k in rounds:
-        split = "/".join(map(str, splits[f"ours_batch_{k}"])) or "?"
-        rows.append(
-            _row(
-                f"round {k + 1}: ours /v1/score/batch x1000, {BATCH_CONNECTIONS} conn "
-                f"(per worker: {split})",
-                loads[f"ours_batch_{k}"],
-                1000,
-            )
-        )
-        for c in (BATCH_CONNECTIONS, 2):
-            load = loads[f"theirs_batch_{k}_{c}"]
-            rows.append(_row(f"round {k + 1}: mlflow /invocations x1000, {c} conn", load, 1000))
-    body = [
-        f"Measured {now_utc()}. {__doc__.split(chr(10), 2)[2].strip()} Ours: `python -m "
-        f"serving` with 2 workers (configs/serving.yaml; it listens once both are ready and "
-        f"hands each connection to the worker holding the fewest), SQLite online store, "
-        f"capture on. "
-        f"MLflow: `mlflow models serve --env-manager local` (its default, one worker). wrk "
-        f"{SECONDS} s per row, one after the other, each once both servers are idle (under "
-        f"{QUIET:.0%} of a core for {SETTLE_WINDOW_S} s); in-process p50 = the median of "
-        f"`Scorer.score` on one transaction, {inproc:.3f} ms. Batches: the same 1,000 "
-        f"transactions in every request, {BATCH_CONNECTIONS} connections (the split over "
-        f"our workers is shown), in {BATCH_ROUNDS} rounds that "
-        f"alternate the servers; the target compares the median of our rounds with the "
-        f"median of MLflow's, each round counting MLflow's better run of "
-        f"{BATCH_CONNECTIONS} and 2 connections.",
-        table(("Run", "Requests", "Rows/s", "Errors", "p50 ms", "p99 ms"), rows),
-        "### Targets",
-        targets_table(targets),
-    ]
-    return SectionResult("\n\n".join(body), targets)
+    return report(_measure(root, tmp, QUICK if ctx.quick else FULL), __doc__)

@@ -1,0 +1,200 @@
+"""The serving section's figures, its targets, and its text and tables (benchmarks/serving.py
+measures them)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from benchmarks.openloop import MAX_CONNECTIONS, OpenLoopResult
+from benchmarks.report import SectionResult, Target, now_utc, table, targets_table
+from benchmarks.servers import POLL_S, QUIET, SETTLE_WINDOW_S
+from benchmarks.wrk import Load
+
+BATCH_CONNECTIONS = (8, 2)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long each load runs, and how many times."""
+
+    wrk_s: int  # each closed-loop (wrk) run
+    rate: float  # offered requests/s in the open loop
+    open_s: float  # its measured window, after `warmup_s`
+    warmup_s: float
+    floor_s: float  # the generator against a trivial responder
+    rounds: int  # of batch runs alternating the servers
+    starts: int  # of ours, each timed from spawn to ready
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Everything the section measured."""
+
+    plan: Plan
+    in_process_p50_ms: float
+    closed: dict[str, Load]  # ours_64, theirs_64, ours_1
+    floor: OpenLoopResult
+    open: OpenLoopResult
+    open_server_cpu_share: float  # of one core, ours during the open loop
+    batches: dict[tuple[str, int, int], Load]  # (ours | mlflow, round, connections)
+    starts: list[float]
+
+    def batch_rps(self, name: str) -> float:
+        """Median over the rounds of the better of the connection counts, rows/s."""
+        rounds = range(self.plan.rounds)
+        best = [max(self.batches[name, k, c].rps for c in BATCH_CONNECTIONS) for k in rounds]
+        return statistics.median(best) * 1000
+
+
+def _targets(f: Figures) -> list[Target]:
+    ours, theirs, one, op = f.closed["ours_64"], f.closed["theirs_64"], f.closed["ours_1"], f.open
+    ratio = ours.rps / theirs.rps
+    batch = f.batch_rps("ours") / f.batch_rps("mlflow")
+    gap = one.p50_ms - f.in_process_p50_ms
+    start = statistics.median(f.starts)
+    batch_errors = sum(v.errors for (name, _, _), v in f.batches.items() if name == "ours")
+    errors = ours.errors + one.errors + op.errors + batch_errors
+    each = ", ".join(f"{s:.2f}" for s in f.starts)
+    return [
+        Target(
+            "/v1/score req/s per worker vs mlflow models serve, 64 connections (closed loop)",
+            ">= 25x",
+            f"{ratio:.1f}x ({ours.rps:,.0f} vs {theirs.rps:,.0f})",
+            ratio >= 25,
+        ),
+        Target(
+            f"/v1/score p99 at {f.plan.rate:.0f} requests/s offered (open loop, 1 worker)",
+            "< 10 ms",
+            f"{op.p99_ms:.2f} ms (p50 {op.p50_ms:.2f}, p99.9 {op.p999_ms:.2f}; "
+            f"{op.achieved_rps:.0f}/s achieved)",
+            op.p99_ms < 10,
+        ),
+        Target(
+            f"/v1/score/batch rows/s vs mlflow, {1000:,} rows (medians, 1 worker each)",
+            ">= 4x",
+            f"{batch:.1f}x ({f.batch_rps('ours'):,.0f} vs {f.batch_rps('mlflow'):,.0f})",
+            batch >= 4,
+        ),
+        Target(
+            "/v1/score p50 at 1 connection minus in-process p50",
+            "<= 0.5 ms",
+            f"{gap:.2f} ms ({one.p50_ms:.2f} - {f.in_process_p50_ms:.2f})",
+            gap <= 0.5,
+        ),
+        Target(
+            f"start to ready, python -m serving, 1 worker (median of {len(f.starts)})",
+            "<= 10 s",
+            f"{start:.2f} s ({each})",
+            start <= 10,
+        ),
+        Target("errors of ours, every run above", "0", str(errors), errors == 0),
+    ]
+
+
+def _closed_row(name: str, load: Load, rows_per_request: int = 1) -> tuple[str, ...]:
+    return (
+        name,
+        f"{load.requests:,}",
+        f"{load.rps * rows_per_request:,.0f}",
+        str(load.errors),
+        f"{load.p50_ms:.2f}",
+        f"{load.p99_ms:.2f}",
+    )
+
+
+def _closed_table(f: Figures) -> str:
+    rows = [
+        _closed_row("ours /v1/score, 64 conn", f.closed["ours_64"]),
+        _closed_row("mlflow /invocations (features given), 64 conn", f.closed["theirs_64"]),
+        _closed_row("ours /v1/score, 1 conn", f.closed["ours_1"]),
+    ]
+    for (name, k, conns), load in f.batches.items():
+        what = "ours /v1/score/batch" if name == "ours" else "mlflow /invocations"
+        rows.append(_closed_row(f"round {k + 1}: {what} x1000, {conns} conn", load, 1000))
+    return table(("Run", "Requests", "Rows/s", "Errors", "p50 ms", "p99 ms"), rows)
+
+
+def _open_row(name: str, r: OpenLoopResult) -> tuple[str, ...]:
+    counts = (r.rate, r.achieved_rps, r.sent, r.errors, r.queued, r.connections)
+    ms = (r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.lag_p99_ms)
+    return (
+        name,
+        *(f"{v:,.0f}" for v in counts),
+        *(f"{v:.2f}" for v in ms),
+        f"{r.cpu_share:.0%}",
+    )
+
+
+def _open_table(f: Figures) -> str:
+    heads: tuple[str, ...] = (
+        "Run",
+        "Offered/s",
+        "Achieved/s",
+        "Requests",
+        "Errors",
+        "Queued",
+        "Connections",
+    )
+    heads += ("p50 ms", "p99 ms", "p99.9 ms", "Max ms", "Send lag p99 ms", "Generator CPU")
+    rows = [
+        _open_row("the generator's floor: a trivial responder", f.floor),
+        _open_row("ours /v1/score, 1 worker", f.open),
+    ]
+    return table(heads, rows)
+
+
+def _text(f: Figures, doc: str) -> list[str]:
+    """The method, paragraph by paragraph (one before each table)."""
+    p = f.plan
+    head = " ".join(doc.split("\n", 2)[2].split())
+    return [
+        f"Measured {now_utc()}. {head} Ours: `python -m serving` "
+        f"with one worker (FRAUDOPS_SERVING_SERVER__WORKERS=1: a single uvicorn process), "
+        f"configured by FRAUDOPS_SERVING_* variables only; SQLite online store, capture on. "
+        f"MLflow: `mlflow models serve --env-manager local` (its default, one worker).",
+        f"**Closed loop** (wrk: each connection sends its next request when the last is "
+        f"answered): {p.wrk_s} s per row, one after the other, each once both servers are idle "
+        f"(under {QUIET:.0%} of a core for {SETTLE_WINDOW_S} s); ours gets random raw "
+        f"transactions, MLflow the features of one. In-process p50 = the median of "
+        f"`Scorer.score` on one transaction, {f.in_process_p50_ms:.3f} ms. Batches: the same "
+        f"1,000 transactions in every request, in {p.rounds} rounds that alternate the "
+        f"servers; the target compares the median of our rounds with the median of MLflow's, "
+        f"each round counting each server's better run of "
+        f"{' and '.join(map(str, BATCH_CONNECTIONS))} connections.",
+        f"**Open loop** (latency at a fixed offered rate, what a user feels): "
+        f"benchmarks/openloop.py, our own generator (wrk2 is not packaged). Request i is due "
+        f"at t0 + i / {p.rate:.0f} s, whatever became of the others; it goes out on an idle "
+        f"keep-alive HTTP/1.1 connection of a pool that opens another when all are busy (up "
+        f"to {MAX_CONNECTIONS}; past that a request waits and is counted as queued), and its "
+        f"latency runs from its scheduled send time to the end of its answer, so a stall "
+        f"counts in every request it held back (coordinated omission corrected, as wrk2 "
+        f"does). Send lag = actual minus scheduled send time, the generator's own delay. "
+        f"{p.warmup_s:g} s of warm-up, then {p.open_s:g} s measured, distinct single "
+        f"transactions. The generator runs in a process of its own (asyncio, select() timers); "
+        f"its CPU is its thread's time over the run, as a share of one core. Its floor: the "
+        f"same generator at the same rate against a trivial asyncio responder "
+        f"(benchmarks/responder.py), i.e. what it adds itself. Ours used "
+        f"{f.open_server_cpu_share:.0%} of a core at {p.rate:.0f}/s.",
+        f"**Start to ready**: from spawning `python -m serving` (one worker, the same model and "
+        f"stores, after the loads, both servers stopped) to its first 200 from `/ready`, "
+        f"polled every {POLL_S * 1000:.0f} ms; {len(f.starts)} starts, one after the other, "
+        f"each shown in the targets.",
+    ]
+
+
+def report(f: Figures, doc: str) -> SectionResult:
+    """The section: the method, the closed- and open-loop tables, the targets."""
+    targets = _targets(f)
+    intro, closed, open_, start = _text(f, doc)
+    body = [
+        intro,
+        closed,
+        _closed_table(f),
+        open_,
+        _open_table(f),
+        start,
+        "### Targets",
+        targets_table(targets),
+    ]
+    return SectionResult("\n\n".join(body), targets)

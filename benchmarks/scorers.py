@@ -55,7 +55,7 @@ def prepare(work: Path) -> None:
     from pipelines import stages
     from pipelines import train as protocol
     from pipelines.config import load_pipeline_config
-    from pipelines.features import feature_columns
+    from pipelines.schema import feature_columns
 
     base = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml")
     start = base.generate.start_date + dt.timedelta(days=HISTORY_DAYS)

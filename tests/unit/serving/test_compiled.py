@@ -15,7 +15,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from pipelines import schema, train
 from pipelines.config import load_pipeline_config
-from pipelines.features import feature_columns
+from pipelines.schema import feature_columns
 from pipelines.tune import search_space
 from serving.compiled import (
     BITS,

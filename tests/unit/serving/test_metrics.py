@@ -14,9 +14,7 @@ def _histogram() -> Histogram:
 
 
 def _samples(h: Histogram) -> dict[tuple[str, str], float]:
-    return {
-        (s.name, s.labels.get("le", "")): s.value for m in h.collect() for s in m.samples
-    }
+    return {(s.name, s.labels.get("le", "")): s.value for m in h.collect() for s in m.samples}
 
 
 def test_the_internals_it_reads_are_there() -> None:

@@ -151,17 +151,24 @@ def _batches(
     return loads
 
 
-def _closed(plan: Plan, tmp: Path, u: str, v: str, one: str, pids: list[int]) -> dict[str, Load]:
-    """wrk at 64 connections to each, then at 1 connection to ours."""
-    loads = {}
-    for name, url, conns, body in (
+def _closed(
+    plan: Plan, tmp: Path, u: str, v: str, one: str, pids: list[int]
+) -> list[dict[str, Load]]:
+    """Rounds of wrk at 64 connections to each and at 1 connection to ours; the servers take
+    turns to go first (a machine that slows down during a round slows both)."""
+    runs = [
         ("ours_64", f"{u}/v1/score", 64, None),
         ("theirs_64", f"{v}/invocations", 64, one),
         ("ours_1", f"{u}/v1/score", 1, None),
-    ):
-        settle(pids)
-        loads[name] = wrk(url, conns, plan.wrk_s, tmp, body, threads=2 if conns > 1 else 1)
-    return loads
+    ]
+    rounds = []
+    for k in range(plan.rounds):
+        loads = {}
+        for name, url, conns, body in runs if k % 2 == 0 else runs[::-1]:
+            settle(pids)
+            loads[name] = wrk(url, conns, plan.wrk_s, tmp, body, threads=2 if conns > 1 else 1)
+        rounds.append(loads)
+    return rounds
 
 
 def _measure(root: Path, tmp: Path, plan: Plan) -> Figures:

@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=server.host,
             port=server.port,
             log_level="warning",
+            access_log=False,  # a line per scored transaction; /metrics counts requests
             timeout_graceful_shutdown=GRACEFUL_S,
         )
         return 0

@@ -7,6 +7,7 @@ the features directly, so it does strictly less work per request.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -43,6 +44,9 @@ with TestClient(app):
 """
 
 
+WORKERS = "FRAUDOPS_SERVING_SERVER__WORKERS"
+
+
 def _env(root: Path, tmp: Path) -> dict[str, str]:
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return {
@@ -50,7 +54,7 @@ def _env(root: Path, tmp: Path) -> dict[str, str]:
         "PATH": path,  # `mlflow models serve` execs `uvicorn` from PATH
         "MLFLOW_TRACKING_URI": f"sqlite:///{root}/.mlflow/mlflow.db",
         "FRAUDOPS_SERVING_SERVER__HOST": "127.0.0.1",
-        "FRAUDOPS_SERVING_SERVER__WORKERS": "1",
+        WORKERS: "1",
         "FRAUDOPS_SERVING_CAPTURE__DIR": str(tmp / "capture"),
         "FRAUDOPS_SERVING_ONLINE_STORE__SQLITE_PATH": str(tmp / "online.db"),
         "OMP_NUM_THREADS": "1",
@@ -89,14 +93,23 @@ def _bodies(root: Path, rows: int) -> tuple[str, str]:
     return json.dumps({"transactions": txs}), json.dumps(features)
 
 
-def _transactions(path: Path, n: int) -> Path:
-    """`n` distinct single transactions, one JSON body a line (ids apart from wrk's)."""
+def _transactions(path: Path, n: int, ordered: bool) -> Path:
+    """`n` distinct single transactions, one JSON body a line (ids apart from wrk's).
+
+    `ordered`: in time order, 2 ms apart from just after the seeded history (what a payment
+    system sends). Otherwise each request jumps to another day of a 28-day span (as wrk's
+    script does), so most arrive weeks before the newest one the store has seen: the worst
+    case for its timelines."""
     rng = random.Random(16)
+    start = dt.datetime(2018, 10, 1)
     with path.open("w") as out:
         for i in range(n):
-            when = f"2018-10-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{i % 59:02d}"
+            if ordered:
+                when = (start + dt.timedelta(milliseconds=2 * i)).isoformat()
+            else:
+                when = f"2018-10-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{i % 59:02d}"
             tx = {
-                "transaction_id": 500_000_000_000_000 + i,
+                "transaction_id": (500 + ordered) * 10**12 + i,
                 "tx_datetime": when,
                 "customer_id": rng.randrange(5000),
                 "terminal_id": rng.randrange(10000),
@@ -127,10 +140,12 @@ def _floor(plan: Plan) -> OpenLoopResult:
         return run_process(url, None, plan.rate, plan.floor_s, 1.0)
 
 
-def _open_loop(plan: Plan, tmp: Path, url: str, pid: int) -> tuple[OpenLoopResult, float]:
+def _open_loop(
+    plan: Plan, tmp: Path, url: str, pid: int, ordered: bool = True
+) -> tuple[OpenLoopResult, float]:
     """Ours at the offered rate, and the share of a core it used meanwhile."""
     n = round(plan.rate * (plan.warmup_s + plan.open_s))
-    bodies = _transactions(tmp / "openloop.jsonl", n)
+    bodies = _transactions(tmp / f"openloop-{'ordered' if ordered else 'jumps'}.jsonl", n, ordered)
     before = cpu_seconds([pid])
     done = run_process(url, bodies, plan.rate, plan.open_s, plan.warmup_s)
     return done, (cpu_seconds([pid]) - before) / done.wall_s
@@ -141,7 +156,7 @@ def _batches(
 ) -> dict[tuple[str, int, int], Load]:
     """Rounds that alternate the servers; in each, a run at 8 and one at 2 connections."""
     ours, theirs = _bodies(root, BATCH_ROWS)
-    bodies = {"ours": ours, "mlflow": theirs}
+    bodies = {"ours": ours, "ours_served": ours, "mlflow": theirs}
     loads: dict[tuple[str, int, int], Load] = {}
     for k in range(plan.rounds):
         for name, url in urls.items():
@@ -187,13 +202,20 @@ def _measure(root: Path, tmp: Path, plan: Plan) -> Figures:
         floor = _floor(plan)
         settle(pids)
         open_, share = _open_loop(plan, tmp, f"{u}/v1/score", pid_ours)
+        settle(pids)
+        jumps, _ = _open_loop(plan, tmp, f"{u}/v1/score", pid_ours, ordered=False)
         urls = {"ours": f"{u}/v1/score/batch", "mlflow": f"{v}/invocations"}
         batches = _batches(plan, root, tmp, urls, pids)
+        # As `make serve` runs it (configs/serving.yaml: 2 workers) against MLflow's default.
+        served = free_port()
+        with server(*_ours(root, {**env, WORKERS: "2"}, served)) as (pid_served, _):
+            urls = {"ours_served": f"http://127.0.0.1:{served}/v1/score/batch"}
+            batches |= _batches(plan, root, tmp, urls, [*pids, pid_served])
     starts = []
     for _ in range(plan.starts):
         with server(*_ours(root, env, free_port())) as (_, seconds):
             starts.append(seconds)
-    return Figures(plan, inproc, closed, floor, open_, share, batches, starts)
+    return Figures(plan, inproc, closed, floor, open_, share, batches, starts, jumps)
 
 
 def run(ctx: Context) -> SectionResult:

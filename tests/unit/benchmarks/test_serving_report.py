@@ -53,3 +53,11 @@ def test_each_target_fails_on_its_own_figure() -> None:
         "/v1/score p99 at 500 requests/s offered (open loop",
         "errors of ours",
     ]
+
+
+def test_the_batch_as_configured_is_a_target_when_measured() -> None:
+    f = _figures(ours_rps=3000, open_p99_ms=2.0)
+    served = {("ours_served", k, c): v for (n, k, c), v in f.batches.items() if n == "ours"}
+    done = report(dataclasses.replace(f, batches={**f.batches, **served}), DOC)
+    assert len(done.targets) == 7
+    assert all(t.passed for t in done.targets)

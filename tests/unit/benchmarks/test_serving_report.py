@@ -41,7 +41,7 @@ def test_every_target_passes_on_good_figures() -> None:
     assert [t.passed for t in done.targets] == [True] * 6
     assert "3.00 s (3.00, 2.50, 4.00)" in {t.value for t in done.targets}
     assert "5.0x (20,000 vs 4,000)" in {t.value for t in done.targets}
-    assert "2 workers" not in done.body
+    assert "fewest" not in done.body  # the old supervisor balanced connections
     assert "supervisor" not in done.body
 
 

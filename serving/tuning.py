@@ -1,16 +1,14 @@
 """How each worker process sets itself up for scoring, once, in the lifespan: one OpenMP
 thread, a heap that keeps a batch's temporaries, a garbage collector kept off the request
-path, and the shared metrics cleared of workers that died."""
+path. (A dead worker's metrics are dropped by gunicorn's `child_exit` hook,
+serving/gunicorn_app.py.)"""
 
 from __future__ import annotations
 
 import ctypes
 import gc
 import logging
-import os
-import re
 import warnings
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +20,12 @@ log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 MMAP_THRESHOLD = 32 << 20  # glibc's maximum on 64-bit systems
 TRIM_THRESHOLD = 128 << 20
-LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*_(\d+)\.db$")
 
 
 def prepare_worker() -> None:
     """All of the above, for this process."""
     one_thread()
     keep_heap()
-    forget_dead_workers()
 
 
 def keep_heap() -> bool:
@@ -70,34 +66,3 @@ def freeze_heap() -> None:
     """
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
-
-
-def forget_dead_workers() -> int:
-    """Drop the live gauges (the model version served) of worker processes that no longer
-    run from the shared metrics folder (multiprocess mode), so /metrics shows only live
-    workers after uvicorn replaced one. Returns how many were dropped."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not folder:
-        return 0
-    from prometheus_client import multiprocess
-
-    dead = set()
-    for path in Path(folder).glob("gauge_live*.db"):
-        match = LIVE_GAUGE_FILE.search(path.name)
-        if match and not _running(int(match.group(1))):
-            dead.add(int(match.group(1)))
-    for pid in dead:
-        multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
-    if dead:
-        log.info("metrics: dropped the live gauges of %d stopped workers", len(dead))
-    return len(dead)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process with that pid
-        return True
-    return True

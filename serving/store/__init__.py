@@ -9,13 +9,15 @@ all the features need, and far less to move.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+from pipelines.errors import FraudOpsError
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,17 @@ class Events:
 
     def __len__(self) -> int:
         return len(self.ts_us)
+
+    def take(self, rows: NDArray[np.intp]) -> Events:
+        """The events at positions `rows`, in that order."""
+        return Events(
+            self.transaction_id[rows],
+            self.customer_id[rows],
+            self.terminal_id[rows],
+            self.ts_us[rows],
+            self.amount[rows],
+            self.fraud[rows],
+        )
 
     def rows(self, which: NDArray[np.bool_] | None = None) -> list[tuple[Any, ...]]:
         """(transaction_id, customer_id, terminal_id, ts_us, amount, fraud) per event."""
@@ -107,6 +120,62 @@ class Aggregates:
     terminal_fraud: NDArray[np.int64]  # how many are labelled fraud
 
 
+@dataclass(frozen=True)
+class Answers:
+    """What the service answered for some transactions: score, decision, version."""
+
+    probability: NDArray[np.float64]
+    is_fraud: NDArray[np.bool_]
+    version: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.probability)
+
+
+# `Store.score` calls this with the positions (into its `events`) of the transactions to
+# score now and their window aggregates (row i of `agg` is position rows[i]); it returns
+# their answers, in that order, once their capture is durable. When it raises, the store
+# keeps no answer for them.
+Fresh = Callable[[NDArray[np.intp], Aggregates], Answers]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answers of every transaction of a `Store.score` call, in request order;
+    `replayed[i]`: transaction i was answered before, and this is that first answer."""
+
+    answers: Answers
+    replayed: NDArray[np.bool_]
+
+
+class ConflictError(FraudOpsError):
+    """A transaction id the store knows, sent with a different payload (HTTP 409)."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        shown = ", ".join(map(str, ids[:10])) + (" ..." if len(ids) > 10 else "")
+        super().__init__(
+            f"transaction_id {shown}: already scored with a different payload "
+            "(a retry must resend the same transaction)"
+        )
+
+
+class TooFarAheadError(FraudOpsError):
+    """Transactions dated beyond the newest one seen plus the allowed skew (HTTP 422)."""
+
+    def __init__(self, ids: list[int], limit_us: int) -> None:
+        self.ids, self.limit_us = ids, limit_us
+        super().__init__(f"transaction_id {ids[0]}: dated beyond the newest seen + skew")
+
+
+class StoreUnavailableError(FraudOpsError):
+    """The online store cannot be used now (HTTP 503 with Retry-After; /ready is red)."""
+
+
+class StoreNotSeededError(StoreUnavailableError):
+    """The store lost its seed (a Redis restarted empty): it is being re-seeded."""
+
+
 class Store(Protocol):
     """What the scoring service needs from an online store."""
 
@@ -120,6 +189,28 @@ class Store(Protocol):
         Every event of the call is added before any window is read, so events of the same
         call count for each other exactly as the offline features would count them.
         """
+        ...
+
+    def score(self, events: Events, fresh: Fresh, max_ahead_us: int | None) -> Outcome:
+        """Answer `events` (unique ids), idempotently by transaction id.
+
+        1. A known id with a different payload (customer, terminal, time, amount): raise
+           `ConflictError` naming every such id; nothing is written.
+        2. With `max_ahead_us`, an event dated after (newest event the store holds) +
+           `max_ahead_us`: raise `TooFarAheadError`; nothing is written. (An empty store
+           has no newest event: nothing is too far ahead.)
+        3. Add the unknown events, all before any window is read (as `add_and_read`).
+        4. The unknown events and the known ones without an answer (seeded, or a first
+           attempt that never finished) are scored now: `fresh(rows, aggregates)`.
+        5. Keep their answers; a known event with an answer gets that answer back
+           (`replayed`) and changes nothing.
+        No call may remove events that the windows of the newest event still reach.
+        Raises `StoreUnavailableError` when the store cannot be reached or lost its seed.
+        """
+        ...
+
+    def check(self) -> str | None:
+        """None when the store can serve now, else the reason (shown by /ready)."""
         ...
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:

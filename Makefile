@@ -82,7 +82,7 @@ test: install system-deps ## Every test: unit, data, integration, e2e (what CI r
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test-fast: install ## Unit, data and model tests only (no integration, e2e, slow or container tests)
-	$(RUN) pytest -m "not integration and not e2e and not slow and not container" $(PYTEST_ARGS)
+	$(RUN) pytest -m "not integration and not e2e and not slow and not container and not fault" $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy strict
 	$(RUN) ruff check .

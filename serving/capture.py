@@ -1,39 +1,37 @@
 """Prediction capture (the Model Monitor data-capture counterpart).
 
-Every scored request is queued on the request path (appended to a deque: no lock, no
-thread woken) and written by a background thread to an append-only JSON-lines log, one file
-per process and day: `<dir>/date=YYYY-MM-DD/part-<pid>.jsonl`. The thread wakes every
-`DRAIN_S` and takes whatever is queued: waking it for each request (a `queue.Queue`) cost a
-third of the service's requests per second, in thread switches and interpreter hand-overs.
-`stop()` drains the queue, so a graceful shutdown loses nothing. When the queue is full the
-rows are counted as dropped, never silently.
+Every answered request is captured before its answer is sent: the scorer encodes the
+request's line and appends it to an append-only JSON-lines log, one file per process and
+day, `<dir>/date=YYYY-MM-DD/part-<pid>.jsonl` (`CaptureLog`). The write goes to the kernel
+before the answer does, so a crashed process (kill -9) loses no answered record; it costs
+one `write` call per request (docs/adr/0005-capture-writer.md has the figures). When the
+log cannot be written, the request is refused with 503 and /ready turns red: an answer is
+never sent uncaptured.
 
 Predictions are logged one line per scored request, in columns (`encode`): the request's
 values once per line, each row's values as arrays, feature names once per line, not once
-per row. That is about half the bytes of a line per row and a fifth of the CPU, which
-matters because the writer thread shares the interpreter with the requests. `decode` turns
-a line back into rows; monitoring reads the log with DuckDB (monitoring/labels.py).
-Other logs (the label log) queue plain records, written one JSON object per line.
+per row: about half the bytes of a line per row and a fifth of the CPU of one object per
+row. `decode` turns a line back into rows; monitoring reads the log with DuckDB
+(monitoring/labels.py). The label log holds plain records, one JSON object per line.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import threading
-import time
-from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any
 
 import orjson
 
+from pipelines.errors import FraudOpsError
+
 log = logging.getLogger(__name__)
 
-DRAIN_S = 0.05  # how often the writer thread takes what is queued
-YIELD_EVERY = 16  # lines encoded between two hand-overs of the interpreter to requests
 # Columns of a prediction line: one value per line, then one value per row.
 PER_LINE = ("captured_at", "model_name", "model_version")
 PER_ROW = (
@@ -46,16 +44,6 @@ PER_ROW = (
     "fraud_probability",
     "is_fraud",
 )
-
-
-class Batch(Protocol):
-    """A request's rows, turned into one log line by the writer thread."""
-
-    def __len__(self) -> int: ...
-
-    def line(self) -> bytes:
-        """The batch as one JSON line (`encode`), newline included."""
-        ...
 
 
 def encode(columns: Mapping[str, Any]) -> bytes:
@@ -90,128 +78,155 @@ def columns_of(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-class CaptureWriter:
-    """A bounded queue drained by one writer thread."""
+class CaptureError(FraudOpsError):
+    """The capture log cannot be written: the request is refused (503), never answered
+    uncaptured."""
 
-    def __init__(self, directory: Path, queue_rows: int, flush_rows: int, flush_interval_s: float):
+
+class CaptureLog:
+    """An append-only JSON-lines log, one file per process and day, written before answering.
+
+    `append` hands the line to the kernel (`os.write` on an O_APPEND descriptor) and returns:
+    from then on the line survives a crash of this process, kill -9 included. A background
+    thread fsyncs every `fsync_interval_s` (power cuts are the disk's business, within that
+    interval). A failed write raises `CaptureError` and marks the log unwritable (`error`,
+    shown by /ready) until a write, or the background thread's probe, succeeds again. A
+    record that cannot be encoded is kept aside in `<dir>/rejected/`, with its reason.
+    """
+
+    def __init__(self, directory: Path, fsync_interval_s: float) -> None:
         self._dir = directory
-        self._queue: deque[Any] = deque()  # append and popleft are atomic: no lock needed
+        self._interval = fsync_interval_s
+        self._lock = threading.Lock()  # one writer at a time per process (thread pool)
+        self._file: tuple[Path, int] | None = None  # the file being appended to, its fd
+        self._dirty = False  # written since the last fsync
         self._stopping = threading.Event()
-        self._capacity, self._queued = queue_rows, 0  # rows waiting (a batch: its rows)
-        self._count = threading.Lock()
-        self._flush_rows, self._interval = flush_rows, flush_interval_s
-        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
-        self._file: tuple[Path, BinaryIO] | None = None  # the file being appended to
-        self.written = 0
-        self.dropped = 0
+        self._thread = threading.Thread(target=self._sync_loop, name=f"sync-{directory.name}")
+        self._thread.daemon = True
+        self.error: str | None = None  # why the last write failed; None when writable
+        self.written = 0  # lines
+        self.kept_aside = 0  # records written to rejected/ instead
 
     def start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._thread.start()
 
-    def submit(self, records: list[dict[str, Any]]) -> None:
-        """Queue records (one line each); count (and log) what does not fit."""
-        with self._count:
-            room = max(0, min(len(records), self._capacity - self._queued))
-            self._queued += room
-        self._queue.extend(records[:room])
-        self._lost(len(records) - room)
-
-    def submit_batch(self, batch: Batch) -> int:
-        """Queue a batch whole, or drop it whole if it does not fit; return rows dropped."""
-        rows = len(batch)
-        with self._count:
-            fits = self._queued + rows <= self._capacity
-            self._queued += rows if fits else 0
-        if fits:
-            self._queue.append(batch)
-            return 0
-        self._lost(rows)
-        return rows
-
-    def _lost(self, rows: int) -> None:
-        if rows:
-            self.dropped += rows
-            log.warning("capture: queue full, %d record(s) not captured", rows)
-
-    def stop(self, timeout: float = 30) -> None:
-        """Write everything queued, then stop the thread."""
-        if self._thread.is_alive():
-            self._stopping.set()
-            self._thread.join(timeout)
-
-    @property
-    def pending(self) -> int:
-        """Rows queued and not yet written."""
-        return self._queued
-
-    def _run(self) -> None:
-        """Every `DRAIN_S`, encode what is queued; write every `flush_rows` rows, and at the
-        latest `flush_interval_s` after the oldest line not yet written (steady traffic
-        included); on `stop()`, everything."""
-        lines: list[bytes] = []
-        rows = 0
-        due: float | None = None  # when the lines held must be written
-        while True:
-            stopping = self._stopping.wait(DRAIN_S)
-            encoded = 0
-            while self._queue:
-                item = self._queue.popleft()
-                if isinstance(item, dict):
-                    lines.append(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
-                    rows += 1
-                else:
-                    lines.append(item.line())
-                    rows += len(item)
-                encoded += 1
-                if encoded % YIELD_EVERY == 0:
-                    time.sleep(0)  # let a request thread take the interpreter
-                if rows >= self._flush_rows:
-                    self._write(lines, rows)
-                    lines, rows, due = [], 0, None
-            if lines and due is None:
-                due = time.monotonic() + self._interval
-            if stopping or (due is not None and time.monotonic() >= due):
-                self._write(lines, rows)
-                lines, rows, due = [], 0, None
-            if stopping:
+    def append(self, line: bytes) -> None:
+        """Write `line` (newline included) whole, or raise `CaptureError`."""
+        path = _today(self._dir)
+        with self._lock:
+            try:
+                fd = self._fd(path)
+                view = memoryview(line)
+                while view:  # a short write (rare: signals, a nearly full disk) goes on
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
                 self._close()
-                return
+                self.error = f"capture log {path}: {exc.strerror or exc}"
+                log.error("%s", self.error)
+                raise CaptureError(self.error) from exc
+            self._dirty = True
+            self.error = None
+            self.written += 1
 
-    def _write(self, lines: list[bytes], rows: int) -> None:
-        if not lines:
-            return
-        with self._count:
-            self._queued -= rows
-        day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-        path = self._dir / f"date={day}" / f"part-{os.getpid()}.jsonl"
+    def append_records(self, records: list[dict[str, Any]]) -> None:
+        """Write plain records, one JSON object per line, in one write."""
+        self.append(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records))
+
+    def keep_aside(self, record: Mapping[str, Any], reason: str) -> None:
+        """Write a record the log could not take to `<dir>/rejected/`, with the reason
+        (values that JSON cannot hold are written as text). Raises `CaptureError` when even
+        that fails."""
+        entry = {
+            "kept_at": dt.datetime.now(dt.UTC).isoformat(),
+            "reason": reason,
+            "record": _as_text(record),
+        }
+        line = orjson.dumps(entry, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+        path = _today(self._dir / "rejected")
         try:
-            handle = self._open(path)
-            handle.write(b"".join(lines))
-            handle.flush()
-            os.fsync(handle.fileno())
-        except OSError as exc:
-            self._close()
-            self.dropped += rows
-            log.error("capture: %d record(s) lost writing %s: %s", rows, path, exc)
-            return
-        self.written += rows
-
-    def _open(self, path: Path) -> BinaryIO:
-        """The file of `path`, kept open between writes (a new day, or the file removed by
-        someone else: a new file)."""
-        if self._file is not None and os.fstat(self._file[1].fileno()).st_nlink == 0:
-            self._close()
-        if self._file is None or self._file[0] != path:
-            self._close()
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = (path, path.open("ab"))
+            with path.open("ab") as handle:
+                handle.write(line)
+        except OSError as exc:
+            raise CaptureError(f"capture log {path}: {exc.strerror or exc}") from exc
+        with self._lock:
+            self.kept_aside += 1
+        log.error("capture: a record was kept aside in %s: %s", path, reason)
+
+    def close(self) -> None:
+        """Fsync and close the file; stop the background thread."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        with self._lock:
+            self._sync()
+            self._close()
+
+    def _fd(self, path: Path) -> int:
+        """The descriptor of `path`, kept open between writes (a new day, or the file
+        removed by someone else: a new file)."""
+        if self._file is not None and (
+            self._file[0] != path or os.fstat(self._file[1]).st_nlink == 0
+        ):
+            self._sync()
+            self._close()
+        if self._file is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._file = (path, fd)
         return self._file[1]
+
+    def _sync_loop(self) -> None:
+        while not self._stopping.wait(self._interval):
+            with self._lock:
+                self._sync()
+                if self.error is not None:
+                    self._probe()
+
+    def _sync(self) -> None:
+        if self._file is not None and self._dirty:
+            try:
+                os.fsync(self._file[1])
+                self._dirty = False
+            except OSError as exc:
+                self.error = f"capture log {self._file[0]}: fsync: {exc.strerror or exc}"
+                log.error("%s", self.error)
+                self._close()
+
+    def _probe(self) -> None:
+        """After a failure: writable again when today's file opens (the next write says
+        for sure)."""
+        try:
+            self._fd(_today(self._dir))
+            self.error = None
+        except OSError as exc:
+            self.error = f"capture log {self._dir}: {exc.strerror or exc}"
 
     def _close(self) -> None:
         if self._file is not None:
             try:
-                self._file[1].close()
+                os.close(self._file[1])
             except OSError as exc:
                 log.error("capture: closing %s: %s", self._file[0], exc)
             self._file = None
+
+
+def _today(directory: Path) -> Path:
+    day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    return directory / f"date={day}" / f"part-{os.getpid()}.jsonl"
+
+
+def _as_text(value: Any) -> Any:
+    """`value` with NumPy arrays as lists and anything JSON cannot hold as its text."""
+    if isinstance(value, Mapping):
+        return {str(k): _as_text(v) for k, v in value.items()}
+    if hasattr(value, "tolist"):
+        return _as_text(value.tolist())
+    if isinstance(value, list | tuple):
+        return [_as_text(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from typing import Any
@@ -11,7 +12,17 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from serving.capture import CaptureError
 from serving.model import ModelNotReadyError
+from serving.store import (
+    ConflictError,
+    StoreNotSeededError,
+    StoreUnavailableError,
+    TooFarAheadError,
+)
+
+RETRY_AFTER_S = 1  # what a 503 tells the client to wait
+RESEED_RETRY_AFTER_S = 5
 
 
 def json_safe(value: Any) -> Any:
@@ -36,10 +47,46 @@ async def invalid_request(request: Request, exc: Exception) -> Response:
 
 async def model_not_ready(request: Request, exc: Exception) -> Response:
     """503 with the reason: the client may retry; /ready says the same."""
-    return JSONResponse({"detail": str(exc)}, status_code=503)
+    return JSONResponse(
+        {"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
+async def conflict(request: Request, exc: Exception) -> Response:
+    """409: the ids already answered for another payload; nothing of the request was kept."""
+    assert isinstance(exc, ConflictError)
+    return JSONResponse({"detail": str(exc), "transaction_ids": exc.ids}, status_code=409)
+
+
+async def too_far_ahead(request: Request, exc: Exception) -> Response:
+    """422 like a validation error, on `tx_datetime`."""
+    assert isinstance(exc, TooFarAheadError)
+    limit = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=exc.limit_us)
+    detail = [
+        {
+            "type": "too_far_ahead",
+            "loc": ["body", "tx_datetime"],
+            "msg": f"transaction_id {tid}: dated after {limit.isoformat()}, the newest "
+            "transaction seen plus limits.max_ahead_days",
+            "input": tid,
+        }
+        for tid in exc.ids
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After: the store or the capture log cannot be used now; nothing of
+    the request was answered (a retry is safe: replays are idempotent)."""
+    wait = RESEED_RETRY_AFTER_S if isinstance(exc, StoreNotSeededError) else RETRY_AFTER_S
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(wait)})
 
 
 def add_exception_handlers(app: FastAPI) -> None:
     """Register the handlers above on `app`."""
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ModelNotReadyError, model_not_ready)
+    app.add_exception_handler(ConflictError, conflict)
+    app.add_exception_handler(TooFarAheadError, too_far_ahead)
+    app.add_exception_handler(StoreUnavailableError, unavailable)
+    app.add_exception_handler(CaptureError, unavailable)

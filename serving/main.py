@@ -12,7 +12,7 @@ from fastapi import FastAPI, Response
 
 from pipelines import tracking
 from pipelines.schema import feature_columns
-from serving.capture import CaptureWriter
+from serving.capture import CaptureLog
 from serving.errors import add_exception_handlers
 from serving.features import windows
 from serving.metrics import exposition, make_metrics
@@ -56,23 +56,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     log.info("online store (%s): %d events seeded", settings.online_store.backend, seeded)
     cap = settings.capture
-    capture = CaptureWriter(cap.dir, cap.queue_rows, cap.flush_rows, cap.flush_interval_s)
-    label_log = CaptureWriter(
-        cap.dir / "labels", cap.queue_rows, cap.flush_rows, cap.flush_interval_s
-    )
+    capture = CaptureLog(cap.dir, cap.fsync_interval_s)
+    label_log = CaptureLog(cap.dir / "labels", cap.fsync_interval_s)
     capture.start()
     label_log.start()
     poller = Poller(holder, settings.model.poll_interval_s)
     poller.start()
-    app.state.scorer = Scorer(store, holder, capture, app.state.metrics, settings.feature_config)
+    app.state.scorer = Scorer(
+        store,
+        holder,
+        capture,
+        app.state.metrics,
+        settings.feature_config,
+        settings.limits.max_ahead_days,
+    )
     app.state.label_log = label_log
     freeze_heap()
     try:
         yield
     finally:
         poller.stop()
-        capture.stop()  # drains the queue: a graceful shutdown loses no capture
-        label_log.stop()
+        capture.close()  # fsync: what was answered is on disk
+        label_log.close()
         store.close()
 
 

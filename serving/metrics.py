@@ -35,6 +35,8 @@ class Metrics:
     scores: Histogram
     model_version: Gauge
     capture_dropped: Counter
+    capture_failures: Counter
+    replays: Counter
     model_load_failures: Counter
 
     def model_changed(self, name: str, alias: str, version: int | None, failed: bool) -> None:
@@ -78,7 +80,18 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         capture_dropped=Counter(
             "fraudops_capture_dropped_total",
-            "Scored transactions that could not be captured",
+            "Answered transactions kept aside in <capture dir>/rejected/ (not encodable) "
+            "instead of the prediction log",
+            registry=reg,
+        ),
+        capture_failures=Counter(
+            "fraudops_capture_failures_total",
+            "Requests refused (503) because their capture could not be written",
+            registry=reg,
+        ),
+        replays=Counter(
+            "fraudops_replays_total",
+            "Transactions answered again with their first answer (client retries)",
             registry=reg,
         ),
         model_load_failures=Counter(

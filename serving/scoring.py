@@ -1,74 +1,78 @@
-"""Scoring: raw transactions -> online features -> model -> scores, captured off the path.
+"""Scoring: raw transactions -> online features -> model -> scores, captured before answering.
 
 A request is handled as whole arrays: the store aggregates every window of the batch in one
-go, the features are assembled with NumPy, and the capture line is encoded by the capture
-thread, not on the request path.
+go, the features are assembled with NumPy, and the request's capture is one log line.
+
+Idempotent by transaction id (`Store.score`): a transaction answered before gets its first
+answer back, and changes nothing in the store or the capture; only the others are scored,
+and their capture is durable (serving/capture.py) before the store keeps their answers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
-from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.config import Features
-from pipelines.schema import feature_columns
-from serving.capture import CaptureWriter, encode
+from pipelines.schema import DAY_US, feature_columns
+from serving.capture import CaptureLog, encode
 from serving.features import epoch_us, feature_matrix, windows
 from serving.metrics import Metrics, observe_many
 from serving.model import LoadedModel, ModelHolder
 from serving.schemas import Transaction
-from serving.store import Events, Store
+from serving.store import Aggregates, Answers, Events, Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Scored:
-    """The scores of one request, all by one model version, in request order."""
+    """The answers of one request, in request order. `version`: the model version scoring
+    now (a replayed row keeps the version that first answered it)."""
 
-    model: LoadedModel
-    probabilities: NDArray[np.float64]
+    answers: Answers
+    replayed: NDArray[np.bool_]
+    version: int
 
-    @cached_property
+    @property
+    def probabilities(self) -> NDArray[np.float64]:
+        return self.answers.probability
+
+    @property
     def decisions(self) -> NDArray[np.bool_]:
-        """Fraud probability at or above the model's threshold."""
-        return np.asarray(self.probabilities >= self.model.threshold)
+        """Fraud probability at or above the threshold of the model that answered."""
+        return self.answers.is_fraud
 
 
-@dataclass(frozen=True)
-class _Captured:
-    """One request's capture, encoded by the capture thread (serving/capture.py)."""
-
-    captured_at: str
-    events: Events
-    features: NDArray[np.float64]
-    scored: Scored
-    names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.events)
-
-    def line(self) -> bytes:
-        """The request as one log line: its values in columns, features by name."""
-        e, model = self.events, self.scored.model
-        by_feature = np.ascontiguousarray(self.features.T)  # orjson writes C-ordered arrays
-        return encode(
-            {
-                "captured_at": self.captured_at,
-                "model_name": model.name,
-                "model_version": model.version,
-                "transaction_id": e.transaction_id,
-                "tx_datetime": e.ts_us.astype("datetime64[us]"),
-                "customer_id": e.customer_id,
-                "terminal_id": e.terminal_id,
-                "tx_amount": e.amount,
-                "features": dict(zip(self.names, by_feature, strict=True)),
-                "fraud_probability": self.scored.probabilities,
-                "is_fraud": self.scored.decisions,
-            }
-        )
+def capture_line(
+    captured_at: str,
+    model: LoadedModel,
+    events: Events,
+    features: NDArray[np.float64],
+    names: list[str],
+    probabilities: NDArray[np.float64],
+    decisions: NDArray[np.bool_],
+) -> dict[str, Any]:
+    """The columns of one capture line: the request's values, features by name."""
+    by_feature = np.ascontiguousarray(features.T)  # orjson writes C-ordered arrays
+    return {
+        "captured_at": captured_at,
+        "model_name": model.name,
+        "model_version": model.version,
+        "transaction_id": events.transaction_id,
+        "tx_datetime": events.ts_us.astype("datetime64[us]"),
+        "customer_id": events.customer_id,
+        "terminal_id": events.terminal_id,
+        "tx_amount": events.amount,
+        "features": dict(zip(names, by_feature, strict=True)),
+        "fraud_probability": probabilities,
+        "is_fraud": decisions,
+    }
 
 
 class Scorer:
@@ -78,17 +82,19 @@ class Scorer:
         self,
         store: Store,
         holder: ModelHolder,
-        capture: CaptureWriter,
+        capture: CaptureLog,
         metrics: Metrics,
         features: Features,
+        max_ahead_days: float | None,
     ) -> None:
         self.store, self.holder, self.capture, self.metrics = store, holder, capture, metrics
         self._cfg = features
         self.windows = windows(features)
         self._names = feature_columns(features)
+        self._max_ahead_us = None if max_ahead_days is None else int(max_ahead_days * DAY_US)
 
     def score(self, txs: list[Transaction]) -> Scored:
-        """Score `txs` with one model version; every score names that version."""
+        """Answer `txs` (unique ids); every answer names the version that scored it."""
         model = self.holder.current  # one reference for the whole request
         n = len(txs)
         events = Events(
@@ -99,12 +105,42 @@ class Scorer:
             np.fromiter((tx["tx_amount"] for tx in txs), dtype=np.float64, count=n),
             np.zeros(n, dtype=np.int64),
         )
-        agg = self.store.add_and_read(events)
-        x = feature_matrix(events.ts_us, events.amount, agg, self._cfg)
-        scored = Scored(model, model.score(x))
-        observe_many(self.metrics.scores, scored.probabilities)
+
+        def fresh(rows: NDArray[np.intp], agg: Aggregates) -> Answers:
+            scored = events.take(rows)
+            x = feature_matrix(scored.ts_us, scored.amount, agg, self._cfg)
+            p = model.score(x)
+            decisions = np.asarray(p >= model.threshold)
+            self._capture(model, scored, x, p, decisions)  # durable before any answer
+            observe_many(self.metrics.scores, p)
+            return Answers(p, decisions, np.full(len(rows), model.version, dtype=np.int64))
+
+        outcome = self.store.score(events, fresh, self._max_ahead_us)
+        replays = int(outcome.replayed.sum())
+        if replays:
+            self.metrics.replays.inc(replays)
+        return Scored(outcome.answers, outcome.replayed, model.version)
+
+    def _capture(
+        self,
+        model: LoadedModel,
+        events: Events,
+        x: NDArray[np.float64],
+        p: NDArray[np.float64],
+        decisions: NDArray[np.bool_],
+    ) -> None:
+        """Append the request's line; a line that cannot be encoded is kept aside with its
+        reason and counted (the answer goes out: the record is kept, not lost)."""
         now = dt.datetime.now(dt.UTC).isoformat()
-        dropped = self.capture.submit_batch(_Captured(now, events, x, scored, self._names))
-        if dropped:
-            self.metrics.capture_dropped.inc(dropped)
-        return scored
+        columns = capture_line(now, model, events, x, self._names, p, decisions)
+        try:
+            line = encode(columns)
+        except (TypeError, ValueError, OverflowError) as exc:  # orjson's JSONEncodeError
+            self.capture.keep_aside(columns, f"not encodable: {exc}")
+            self.metrics.capture_dropped.inc(len(events))
+            return
+        try:
+            self.capture.append(line)
+        except Exception:
+            self.metrics.capture_failures.inc()
+            raise

@@ -68,6 +68,9 @@ class ModelSection(_Section):
 class Limits(_Section):
     max_batch_rows: int = Field(ge=1, le=100_000)
     max_body_bytes: int = Field(ge=1024)
+    # A transaction dated more than this after the newest one the store holds is refused
+    # (422): one far-future event would otherwise set "now" for every window. None: no limit.
+    max_ahead_days: float | None = Field(ge=0)
 
 
 class OnlineStore(_Section):
@@ -78,9 +81,7 @@ class OnlineStore(_Section):
 
 class Capture(_Section):
     dir: Path
-    queue_rows: int = Field(ge=1)
-    flush_rows: int = Field(ge=1)
-    flush_interval_s: float = Field(gt=0)
+    fsync_interval_s: float = Field(gt=0)
 
 
 _yaml_file: ContextVar[Path | None] = ContextVar("serving_yaml_file", default=None)

@@ -1,10 +1,11 @@
-"""GET /health (liveness) and GET /ready (a model is loaded)."""
+"""GET /health (liveness) and GET /ready (a model is loaded, the store and the capture log
+can be used)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from serving.deps import ScorerDep
@@ -18,10 +19,25 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness", responses={503: {"description": "no model yet"}})
-async def ready(scorer: ScorerDep) -> Any:
-    """200 once a model is loaded, 503 before (with the reason)."""
+@router.get(
+    "/ready",
+    summary="Readiness",
+    responses={503: {"description": "no model yet, store unreachable or capture unwritable"}},
+)
+def ready(scorer: ScorerDep, request: Request) -> Any:
+    """200 when the service can answer and capture; 503 with the reasons when it cannot:
+    no model loaded, the online store unreachable (or re-seeding), a log unwritable.
+    (A plain function: checking the store may wait on the network, off the event loop.)"""
     holder = scorer.holder
-    if holder.ready:
+    reasons = [] if holder.ready else [holder.last_error or "no model loaded yet"]
+    store = scorer.store.check()
+    reasons += [f"online store: {store}"] if store else []
+    for log in (scorer.capture, request.app.state.label_log):
+        reasons += [log.error] if log.error else []
+    if not reasons:
         return {"status": "ready", "model_version": holder.current.version}
-    return JSONResponse({"status": "not ready", "reason": holder.last_error}, status_code=503)
+    return JSONResponse(
+        {"status": "not ready", "reason": "; ".join(reasons)},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )

@@ -13,12 +13,13 @@ router = APIRouter(prefix="/v1", tags=["labels"])
 
 
 @router.post("/labels", response_model=LabelsAccepted, summary="Report fraud labels")
-async def labels(body: Labels, scorer: ScorerDep, request: Request) -> LabelsAccepted:
-    """Labels update the terminal risk windows; unknown ids are kept aside and counted."""
+def labels(body: Labels, scorer: ScorerDep, request: Request) -> LabelsAccepted:
+    """Labels update the terminal risk windows; unknown ids are kept aside and counted.
+    They are in the label log before the answer is sent (a 503 when it cannot be written)."""
     pairs = [(label.transaction_id, label.tx_fraud) for label in body.labels]
-    matched, unknown = scorer.store.label(pairs)
     now = dt.datetime.now(dt.UTC).isoformat()
-    request.app.state.label_log.submit(
+    request.app.state.label_log.append_records(
         [{"received_at": now, "transaction_id": t, "tx_fraud": f} for t, f in pairs]
     )
+    matched, unknown = scorer.store.label(pairs)
     return LabelsAccepted(received=len(pairs), matched=matched, unknown=unknown)

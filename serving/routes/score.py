@@ -2,8 +2,12 @@
 
 Ordinary FastAPI routes: the body is validated by pydantic into the request models
 (serving/schemas.py), the scorer comes from a dependency, and the answer is written with
-orjson. They run on the event loop (`async`): scoring is under a millisecond of CPU, cheaper
-there than handed to a thread pool; worker processes are the parallelism.
+orjson. They are plain functions, run in FastAPI's thread pool: the online store may wait
+(a Redis round trip, another worker's write), and a wait must not stall the event loop and
+every other request of the worker with it.
+
+Retries are safe: a transaction id answered before gets its first answer again (same score,
+same version), and a different payload under that id is a 409 (serving/store/__init__.py).
 """
 
 from __future__ import annotations
@@ -19,20 +23,24 @@ from serving.schemas import Batch, BatchScores, Score, Transaction
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "transaction_id already scored with a different payload"},
     413: {"description": "body larger than limits.max_body_bytes"},
-    503: {"description": "no model loaded yet"},
+    503: {
+        "description": "no model loaded yet, the online store is unreachable or re-seeding, "
+        "or the capture log cannot be written (retry after Retry-After seconds)"
+    },
 }
 
 
 @router.post("/score", response_model=Score, summary="Score one transaction", responses=ERRORS)
-async def score(tx: Transaction, scorer: ScorerDep) -> Response:
+def score(tx: Transaction, scorer: ScorerDep) -> Response:
     """Fraud probability and decision for one raw transaction, with the version that scored it."""
     scored = scorer.score([tx])
     answer = {
         "transaction_id": tx["transaction_id"],
         "fraud_probability": float(scored.probabilities[0]),
         "is_fraud": bool(scored.decisions[0]),
-        "model_version": scored.model.version,
+        "model_version": int(scored.answers.version[0]),
     }
     return _json(answer)
 
@@ -40,23 +48,25 @@ async def score(tx: Transaction, scorer: ScorerDep) -> Response:
 @router.post(
     "/score/batch", response_model=BatchScores, summary="Score many transactions", responses=ERRORS
 )
-async def score_batch(batch: Batch, scorer: ScorerDep, settings: SettingsDep) -> Response:
-    """Scores in request order; all rows are scored by the same model version."""
+def score_batch(batch: Batch, scorer: ScorerDep, settings: SettingsDep) -> Response:
+    """Scores in request order. The rows scored now are all scored by one model version
+    (`model_version`); a row answered before keeps its first answer and its version."""
     txs = batch["transactions"]
     _check_rows(len(txs), settings.limits.max_batch_rows)
+    _check_unique(txs)
     scored = scorer.score(txs)
-    version = scored.model.version
-    probabilities, decisions = scored.probabilities.tolist(), scored.decisions.tolist()
+    answers = scored.answers
+    probabilities, decisions = answers.probability.tolist(), answers.is_fraud.tolist()
     scores = [
         {
             "transaction_id": tx["transaction_id"],
             "fraud_probability": p,
             "is_fraud": d,
-            "model_version": version,
+            "model_version": v,
         }
-        for tx, p, d in zip(txs, probabilities, decisions, strict=True)
+        for tx, p, d, v in zip(txs, probabilities, decisions, answers.version.tolist(), strict=True)
     ]
-    return _json({"model_version": version, "scores": scores})
+    return _json({"model_version": scored.version, "scores": scores})
 
 
 def _check_rows(rows: int, limit: int) -> None:
@@ -69,6 +79,26 @@ def _check_rows(rows: int, limit: int) -> None:
             "input": rows,
         }
         raise RequestValidationError([error])
+
+
+def _check_unique(txs: list[Transaction]) -> None:
+    """A 422 naming the rows whose transaction_id an earlier row of the batch has."""
+    seen: set[int] = set()
+    errors = []
+    for i, tx in enumerate(txs):
+        tid = tx["transaction_id"]
+        if tid in seen:
+            errors.append(
+                {
+                    "type": "duplicate_id",
+                    "loc": ("body", "transactions", i, "transaction_id"),
+                    "msg": f"transaction_id {tid} appears more than once in the batch",
+                    "input": tid,
+                }
+            )
+        seen.add(tid)
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def _json(content: Any) -> Response:

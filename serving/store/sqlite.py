@@ -20,7 +20,17 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from pipelines.schema import EVENTS
-from serving.store import Aggregates, Events, Windows
+from serving.store import (
+    Aggregates,
+    Answers,
+    ConflictError,
+    Events,
+    Fresh,
+    Outcome,
+    StoreUnavailableError,
+    TooFarAheadError,
+    Windows,
+)
 from serving.store import timelines as tl
 from serving.store.windows import Timelines, aggregate
 
@@ -40,6 +50,12 @@ DROP INDEX IF EXISTS events_customer;
 DROP INDEX IF EXISTS events_terminal;
 CREATE TABLE IF NOT EXISTS unknown_labels (transaction_id INTEGER PRIMARY KEY, fraud INTEGER);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS answers (
+    transaction_id INTEGER PRIMARY KEY,
+    probability REAL NOT NULL,
+    is_fraud INTEGER NOT NULL,
+    version INTEGER NOT NULL
+);
 """
 # Covering indexes: a window aggregate of a few events reads the index alone.
 INDEXES = {
@@ -54,6 +70,15 @@ RANGE = (
     "AND ts_us > ? AND ts_us <= ? ORDER BY {key}, ts_us"
 )
 UNKNOWN = "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)"
+# Known transactions of a request: their payload (to tell a retry from a conflict) and the
+# answer they got, if any.
+KNOWN_ANSWERS = (
+    "SELECT e.transaction_id, e.customer_id, e.terminal_id, e.ts_us, e.amount, "
+    "a.probability, a.is_fraud, a.version FROM events e LEFT JOIN answers a "
+    "USING (transaction_id) WHERE e.transaction_id IN (SELECT value FROM json_each(?))"
+)
+ANSWER = "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?)"
+NEWEST = "newest_us"  # meta key: the time of the newest event held
 TIMELINES_VERSION = "2"
 # Timelines keep twice the windows' reach: transactions up to one reach older than the
 # newest event seen are read from timelines (as Redis keeps them); older ones from the
@@ -216,6 +241,7 @@ class SQLiteStore:
             self._db.executemany(INSERT, zip(*(c.to_pylist() for c in table.columns), strict=True))
             self._create_indexes()
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seed', ?)", (marker,))
+            self._db.execute("DELETE FROM meta WHERE key = ?", (NEWEST,))  # found again
             self._rebuild()
             return int(table.num_rows)
 
@@ -236,6 +262,85 @@ class SQLiteStore:
         if new.any():  # the write lock is held for the insert only, not for the reads
             self._write(lambda: self._add(events, new))
         return self._read(events) if len(events) > FEW else self._read_few(events)
+
+    def score(self, events: Events, fresh: Fresh, max_ahead_us: int | None) -> Outcome:
+        """One write transaction: check, add, score (`fresh`), keep the answers. When
+        anything raises, the transaction is rolled back: nothing of the call is kept."""
+        try:
+            return self._write(lambda: self._score(events, fresh, max_ahead_us))
+        except sqlite3.OperationalError as exc:  # disk full, I/O error, locked for 30 s
+            raise StoreUnavailableError(f"online store {self._path}: {exc}") from exc
+
+    def _score(self, events: Events, fresh: Fresh, max_ahead_us: int | None) -> Outcome:
+        n = len(events)
+        index = {tid: i for i, tid in enumerate(events.transaction_id.tolist())}
+        known = np.zeros(n, dtype=np.bool_)
+        answered = np.zeros(n, dtype=np.bool_)
+        probability = np.zeros(n, dtype=np.float64)
+        is_fraud = np.zeros(n, dtype=np.bool_)
+        version = np.zeros(n, dtype=np.int64)
+        conflicts = []
+        ids = tl.ids_json(events.transaction_id)
+        for tid, customer, terminal, ts, amount, p, flag, v in self._db.execute(
+            KNOWN_ANSWERS, (ids,)
+        ):
+            i = index[tid]
+            known[i] = True
+            same = (
+                customer == events.customer_id[i]
+                and terminal == events.terminal_id[i]
+                and ts == events.ts_us[i]
+                and amount == events.amount[i]
+            )
+            if not same:
+                conflicts.append(int(tid))
+            elif p is not None:
+                answered[i], probability[i], is_fraud[i], version[i] = True, p, flag, v
+        if conflicts:
+            raise ConflictError(sorted(conflicts))
+        newest = self._newest()
+        if max_ahead_us is not None and newest is not None:
+            ahead = np.flatnonzero(~known & (events.ts_us > newest + max_ahead_us))
+            if ahead.size:
+                raise TooFarAheadError(events.transaction_id[ahead].tolist(), newest + max_ahead_us)
+        new = ~known
+        if new.any():
+            self._add(events, new)
+            latest = int(events.ts_us[new].max())
+            if newest is None or latest > newest:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (NEWEST, latest))
+        todo = np.flatnonzero(~answered)
+        if todo.size:
+            now = events.take(todo)
+            got = fresh(todo, self._read(now) if len(now) > FEW else self._read_few(now))
+            probability[todo], is_fraud[todo], version[todo] = (
+                got.probability,
+                got.is_fraud,
+                got.version,
+            )
+            rows = zip(
+                now.transaction_id.tolist(),
+                got.probability.tolist(),
+                got.is_fraud.astype(np.int64).tolist(),
+                got.version.tolist(),
+                strict=True,
+            )
+            self._db.executemany(ANSWER, rows)
+        return Outcome(Answers(probability, is_fraud, version), answered)
+
+    def _newest(self) -> int | None:
+        """The time of the newest event held (None: no event yet)."""
+        value = self._meta(NEWEST)
+        if value is None:  # a file of an earlier version, or just seeded: found once
+            found = self._db.execute("SELECT max(ts_us) FROM events").fetchone()[0]
+            if found is None:
+                return None
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (NEWEST, found))
+            return int(found)
+        return int(value)
+
+    def check(self) -> str | None:
+        return None  # a local file: a failing call answers 503 with its reason
 
     def _add(self, events: Events, new: NDArray[np.bool_]) -> None:
         added = [

@@ -65,7 +65,6 @@ def assert_last_day_replays_like_offline(
             r = client.post("/v1/score", json=body)
             assert r.status_code == 200, r.text
             served[body["transaction_id"]] = r.json()["fraud_probability"]
-        client.app.state.scorer.capture.stop()  # type: ignore[attr-defined]
     captured = read_predictions(Path(settings.capture.dir))
     assert len(captured) == len(replay) > 100
     names = feature_columns(cfg.features)

@@ -90,21 +90,74 @@ def test_model_ready_health(client: TestClient) -> None:
     assert info["scorer"] == "compiled"  # the project's model takes the fast path (ADR 0003)
 
 
-def test_scoring_twice_does_not_count_twice(client: TestClient, tmp_path: Path) -> None:
+def test_a_retry_gets_the_first_answer_and_changes_nothing(
+    client: TestClient, tmp_path: Path
+) -> None:
     first = client.post("/v1/score", json=TX).json()
     again = client.post("/v1/score", json=TX).json()
-    assert first["fraud_probability"] == again["fraud_probability"]
+    assert again == first  # same score, same decision, same version
     later = {**TX, "transaction_id": TX["transaction_id"] + 1, "tx_datetime": "2018-05-11T12:31:00"}
     client.post("/v1/score", json=later)
-    client.app.state.scorer.capture.stop()  # type: ignore[attr-defined]
     records = _captured(tmp_path)
     counts = [
         r["features"]["customer_id_nb_tx_1day_window"]
         for r in records
         if r["customer_id"] == TX["customer_id"]
     ]
-    assert counts[0] == counts[1]  # the same transaction twice: same window
-    assert counts[2] == counts[0] + 1  # a new one counts the first once
+    assert len(counts) == 2  # the retry is not captured again
+    assert counts[1] == counts[0] + 1  # a new one counts the first once, not twice
+
+
+def test_another_payload_under_a_scored_id_is_a_conflict(client: TestClient) -> None:
+    tx = {**TX, "transaction_id": TX["transaction_id"] + 50}
+    first = client.post("/v1/score", json=tx).json()
+    changed = client.post("/v1/score", json={**tx, "tx_amount": 9999.0})
+    assert changed.status_code == 409
+    assert changed.json()["transaction_ids"] == [tx["transaction_id"]]
+    assert str(tx["transaction_id"]) in changed.json()["detail"]
+    assert client.post("/v1/score", json=tx).json() == first  # the first answer still stands
+    batch = [{**tx, "transaction_id": tx["transaction_id"] + 1}, {**tx, "tx_amount": 1.0}]
+    assert client.post("/v1/score/batch", json={"transactions": batch}).status_code == 409
+    # nothing of a refused batch is kept: its new row is scored fresh afterwards
+    alone = client.post("/v1/score", json=batch[0])
+    assert alone.status_code == 200
+    assert _metric(client, "fraudops_replays_total") == 1
+
+
+def test_a_batch_with_an_id_twice_is_refused(client: TestClient) -> None:
+    tx = {**TX, "transaction_id": TX["transaction_id"] + 70}
+    response = client.post("/v1/score/batch", json={"transactions": [tx, tx]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "transactions", 1, "transaction_id"]
+
+
+def test_a_transaction_far_ahead_of_the_newest_is_refused_and_history_stays(
+    client: TestClient, tmp_path: Path
+) -> None:
+    tx = {**TX, "transaction_id": TX["transaction_id"] + 90}
+    before = client.post("/v1/score", json=tx).json()
+    future = {
+        **tx,
+        "transaction_id": tx["transaction_id"] + 1,
+        "tx_datetime": "2030-01-01T00:00:00",
+    }
+    refused = client.post("/v1/score", json=future)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["type"] == "too_far_ahead"
+    same_day = {
+        **tx,
+        "transaction_id": tx["transaction_id"] + 2,
+        "tx_datetime": "2018-05-11T13:00:00",
+    }
+    assert client.post("/v1/score", json=same_day).status_code == 200
+    rows = [r for r in _captured(tmp_path) if r["customer_id"] == TX["customer_id"]]
+    assert rows[-1]["features"]["customer_id_nb_tx_30day_window"] >= 2
+    assert before["model_version"] == rows[-1]["model_version"]
+
+
+def _metric(client: TestClient, name: str) -> float:
+    text = client.get("/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
 def _captured(tmp_path: Path) -> list[dict[str, Any]]:
@@ -114,7 +167,6 @@ def _captured(tmp_path: Path) -> list[dict[str, Any]]:
 def test_every_scored_transaction_is_captured(client: TestClient, tmp_path: Path) -> None:
     for i in range(20):
         client.post("/v1/score", json={**TX, "transaction_id": 10_000_200 + i})
-    client.app.state.scorer.capture.stop()  # type: ignore[attr-defined]
     records = _captured(tmp_path)
     assert len(records) == 20
     record = records[0]

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from pipelines import tracking
 from pipelines.promote import promote
+from serving import scoring
 from serving.main import create_app
 from serving.settings import Settings
 from tests.captures import read_predictions
@@ -111,20 +112,63 @@ def test_failed_load_keeps_the_old_model(
         assert "fraudops_model_load_failures_total 1.0" in client.get("/metrics").text
 
 
-def test_backpressure_is_counted_not_silent(serving_settings: Callable[..., Settings]) -> None:
-    settings = serving_settings(
-        **{"capture.queue_rows": 1, "capture.flush_interval_s": 60, "capture.flush_rows": 10_000}
-    )
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_an_unwritable_capture_log_refuses_to_answer_and_turns_ready_red(
+    serving_settings: Callable[..., Settings],
+) -> None:
+    """A full disk: no answer goes out uncaptured (503, Retry-After), /ready says why, the
+    transaction is not kept, and once the disk has room the same request is scored."""
+    with TestClient(create_app(serving_settings())) as client:
+        tx = {**TX, "transaction_id": 41_000_000}
+        assert (
+            client.post("/v1/score", json={**tx, "transaction_id": 41_000_001}).status_code == 200
+        )
+        capture = client.app.state.scorer.capture  # type: ignore[attr-defined]
+        path, fd = capture._file
+        full = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+        capture._file = (path, full)
+        refused = client.post("/v1/score", json=tx)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert "No space left" in refused.json()["detail"]
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert "No space left" in ready.json()["reason"]
+        assert _metric(client.get("/metrics").text, "fraudops_capture_failures_total") == 1
+        os.close(fd)  # the next write reopens the real file: room again
+        again = client.post("/v1/score", json=tx)
+        assert again.status_code == 200
+        assert client.get("/ready").status_code == 200
+        assert _metric(client.get("/metrics").text, "fraudops_replays_total") == 0
+    captured = [r["transaction_id"] for r in read_predictions(serving_settings().capture.dir)]
+    assert captured.count(41_000_000) == 1
+
+
+def test_a_record_that_cannot_be_encoded_is_kept_aside_and_counted(
+    serving_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unencodable(columns: object) -> bytes:
+        raise TypeError("unrepresentable numpy.datetime64")
+
+    settings = serving_settings()
     with TestClient(create_app(settings)) as client:
-        txs = [{**TX, "transaction_id": 40_000_000 + i} for i in range(50)]
-        assert client.post("/v1/score/batch", json={"transactions": txs}).status_code == 200
-        text = client.get("/metrics").text
-    dropped = next(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("fraudops_capture_dropped_total")
-    )
-    assert dropped >= 48
+        monkeypatch.setattr(scoring, "encode", unencodable)
+        tx = {**TX, "transaction_id": 42_000_000}
+        assert client.post("/v1/score", json=tx).status_code == 200
+        monkeypatch.undo()
+        assert (
+            client.post("/v1/score", json={**tx, "transaction_id": 42_000_001}).status_code == 200
+        )
+        assert _metric(client.get("/metrics").text, "fraudops_capture_dropped_total") == 1
+        assert client.get("/ready").status_code == 200
+    kept = "".join(p.read_text() for p in (settings.capture.dir / "rejected").glob("*/*.jsonl"))
+    assert "unrepresentable numpy.datetime64" in kept
+    assert "42000000" in kept
+    captured = [r["transaction_id"] for r in read_predictions(settings.capture.dir)]
+    assert 42_000_001 in captured
 
 
 def test_redis_backend_behind_the_api(
@@ -153,8 +197,6 @@ def test_sigterm_flushes_every_capture(registered_project: Path, tmp_path: Path)
         "FRAUDOPS_SERVING_SERVER__PORT": str(port),
         "FRAUDOPS_SERVING_SERVER__WORKERS": "1",
         "FRAUDOPS_SERVING_CAPTURE__DIR": str(tmp_path / "capture"),
-        "FRAUDOPS_SERVING_CAPTURE__FLUSH_INTERVAL_S": "60",
-        "FRAUDOPS_SERVING_CAPTURE__FLUSH_ROWS": "100000",
         "FRAUDOPS_SERVING_ONLINE_STORE__SQLITE_PATH": str(tmp_path / "online.db"),
     }
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -171,12 +171,7 @@ def test_sigterm_stops_every_worker_after_flushing_its_capture(
     registered_project: Path, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = _env(
-        tmp_path,
-        port,
-        FRAUDOPS_SERVING_CAPTURE__FLUSH_INTERVAL_S="60",
-        FRAUDOPS_SERVING_CAPTURE__FLUSH_ROWS="100000",
-    )
+    env = _env(tmp_path, port)
     proc = subprocess.Popen([sys.executable, "-m", "serving"], cwd=registered_project, env=env)
     parent = psutil.Process(proc.pid)
     try:

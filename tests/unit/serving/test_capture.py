@@ -1,81 +1,95 @@
-"""The prediction log: lines round-trip, a removed file is recreated, nothing queued is lost."""
+"""The prediction log: lines round-trip, every appended line is in the file at once (no
+buffering a crash could lose), a removed file is recreated, a failing disk is loud."""
 
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from serving.capture import CaptureWriter, columns_of, decode, encode
+from serving.capture import CaptureError, CaptureLog, columns_of, decode, encode
 from tests.captures import DEFAULTS, read_predictions
 
 
-class _Rows:
-    """A request's rows, as the scorer queues them."""
-
-    def __init__(self, first: int, n: int) -> None:
-        self.first, self.n = first, n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def line(self) -> bytes:
-        ids = np.arange(self.first, self.first + self.n, dtype=np.int64)
-        return encode(
-            {
-                **columns_of([{**DEFAULTS, "transaction_id": 0}] * self.n),
-                "transaction_id": ids,
-                "tx_datetime": (ids * 1_000_000).astype("datetime64[us]"),
-                "features": {"f1": ids * 0.5},
-            }
-        )
+def _line(first: int, n: int) -> bytes:
+    ids = np.arange(first, first + n, dtype=np.int64)
+    return encode(
+        {
+            **columns_of([{**DEFAULTS, "transaction_id": 0}] * n),
+            "transaction_id": ids,
+            "tx_datetime": (ids * 1_000_000).astype("datetime64[us]"),
+            "features": {"f1": ids * 0.5},
+        }
+    )
 
 
 def test_a_line_decodes_to_its_rows() -> None:
-    rows = decode(_Rows(10, 3).line())
+    rows = decode(_line(10, 3))
     assert [r["transaction_id"] for r in rows] == [10, 11, 12]
     assert [r["features"]["f1"] for r in rows] == [5.0, 5.5, 6.0]
     assert rows[1]["tx_datetime"] == "1970-01-01T00:00:11"
     assert rows[2]["model_version"] == DEFAULTS["model_version"]
 
 
-def test_every_row_is_written_even_when_the_file_is_removed_meanwhile(tmp_path: Path) -> None:
-    writer = CaptureWriter(tmp_path, queue_rows=10_000, flush_rows=5, flush_interval_s=0.05)
-    writer.start()
-    writer.submit_batch(_Rows(0, 5))  # a full flush: written now
-    deadline = time.monotonic() + 5
-    while writer.written < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    for path in tmp_path.glob("date=*/part-*.jsonl"):
-        path.unlink()  # e.g. an operator moved the day away: the next write makes a new file
-    writer.submit_batch(_Rows(5, 3))
-    writer.submit_batch(_Rows(8, 4))
-    writer.stop()
-    assert writer.dropped == 0
-    assert writer.written == 12
-    assert [r["transaction_id"] for r in read_predictions(tmp_path)] == list(range(5, 12))
-
-
-def test_a_full_queue_counts_what_it_drops(tmp_path: Path) -> None:
-    writer = CaptureWriter(tmp_path, queue_rows=4, flush_rows=100, flush_interval_s=60)
-    assert writer.submit_batch(_Rows(0, 3)) == 0
-    assert writer.submit_batch(_Rows(3, 3)) == 3  # does not fit: dropped whole, counted
-    writer.start()
-    writer.stop()
-    assert (writer.written, writer.dropped) == (3, 3)
-
-
-def test_steady_traffic_is_written_within_the_flush_interval(tmp_path: Path) -> None:
-    """A request every 50 ms never leaves the writer idle for the 200 ms interval: lines are
-    still written 200 ms after the oldest one, not held until `flush_rows`."""
-    writer = CaptureWriter(tmp_path, queue_rows=10_000, flush_rows=10_000, flush_interval_s=0.2)
-    writer.start()
+def test_an_appended_line_is_in_the_file_when_append_returns(tmp_path: Path) -> None:
+    log = CaptureLog(tmp_path, fsync_interval_s=60)  # no fsync in between: the kernel has it
+    log.start()
     try:
-        for i in range(20):  # one second of traffic
-            writer.submit_batch(_Rows(i, 1))
-            time.sleep(0.05)
-        assert writer.written >= 10  # without a deadline: 0 until stop
+        log.append(_line(0, 2))
+        log.append(_line(2, 3))
+        ids = [r["transaction_id"] for r in read_predictions(tmp_path)]
+        assert sorted(ids) == [0, 1, 2, 3, 4]
     finally:
-        writer.stop()
-    assert writer.written == 20
+        log.close()
+
+
+def test_a_removed_file_is_recreated(tmp_path: Path) -> None:
+    log = CaptureLog(tmp_path, fsync_interval_s=60)
+    log.start()
+    try:
+        log.append(_line(0, 2))
+        for part in tmp_path.glob("date=*/*.jsonl"):
+            part.unlink()
+        log.append(_line(2, 2))
+        assert sorted(r["transaction_id"] for r in read_predictions(tmp_path)) == [2, 3]
+    finally:
+        log.close()
+
+
+def test_a_write_that_fails_raises_and_marks_the_log_unwritable(tmp_path: Path) -> None:
+    """A full disk (/dev/full answers every write with ENOSPC): the caller hears of it, the
+    log says why, and it is writable again once a write succeeds."""
+    log = CaptureLog(tmp_path, fsync_interval_s=60)
+    log.start()
+    try:
+        log.append(_line(0, 1))
+        full = os.open("/dev/full", os.O_WRONLY)
+        path, fd = log._file or (None, -1)
+        os.close(fd)
+        log._file = (path, full)  # type: ignore[assignment]
+        with pytest.raises(CaptureError, match="No space left"):
+            log.append(_line(1, 1))
+        assert log.error is not None
+        assert "No space left" in log.error
+        log.append(_line(2, 1))  # a new descriptor on the real file
+        assert log.error is None
+        assert sorted(r["transaction_id"] for r in read_predictions(tmp_path)) == [0, 2]
+    finally:
+        log.close()
+
+
+def test_a_record_that_cannot_be_written_is_kept_aside_with_its_reason(tmp_path: Path) -> None:
+    log = CaptureLog(tmp_path, fsync_interval_s=60)
+    log.start()
+    try:
+        record = {"tx_datetime": np.array(["9999-12-31"], dtype="datetime64[D]"), "x": object()}
+        log.keep_aside(record, "not encodable: test")
+        [kept] = (tmp_path / "rejected").glob("date=*/*.jsonl")
+        text = kept.read_text()
+        assert "not encodable: test" in text
+        assert "9999-12-31" in text
+        assert log.kept_aside == 1
+    finally:
+        log.close()

@@ -39,12 +39,12 @@ def test_the_environment_overrides_the_file_and_arguments_override_both(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FRAUDOPS_SERVING_SERVER__PORT", "9123")
-    monkeypatch.setenv("FRAUDOPS_SERVING_CAPTURE__FLUSH_ROWS", "7")
+    monkeypatch.setenv("FRAUDOPS_SERVING_CAPTURE__FSYNC_INTERVAL_S", "7")
     monkeypatch.setenv("FRAUDOPS_REDIS_URL", "redis://127.0.0.1:1/0")
-    settings = load_settings(overrides={"capture.flush_rows": 9})
+    settings = load_settings(overrides={"capture.fsync_interval_s": 9})
     assert settings.server.port == 9123
     assert settings.server.workers == 2  # the rest of the section still comes from the file
-    assert settings.capture.flush_rows == 9
+    assert settings.capture.fsync_interval_s == 9
     assert settings.redis_url == "redis://127.0.0.1:1/0"
 
 

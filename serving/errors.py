@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from typing import Any
@@ -18,7 +17,6 @@ from serving.store import (
     ConflictError,
     StoreNotSeededError,
     StoreUnavailableError,
-    TooFarAheadError,
 )
 
 RETRY_AFTER_S = 1  # what a 503 tells the client to wait
@@ -58,23 +56,6 @@ async def conflict(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc), "transaction_ids": exc.ids}, status_code=409)
 
 
-async def too_far_ahead(request: Request, exc: Exception) -> Response:
-    """422 like a validation error, on `tx_datetime`."""
-    assert isinstance(exc, TooFarAheadError)
-    limit = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=exc.limit_us)
-    detail = [
-        {
-            "type": "too_far_ahead",
-            "loc": ["body", "tx_datetime"],
-            "msg": f"transaction_id {tid}: dated after {limit.isoformat()}, the newest "
-            "transaction seen plus limits.max_ahead_days",
-            "input": tid,
-        }
-        for tid in exc.ids
-    ]
-    return JSONResponse({"detail": detail}, status_code=422)
-
-
 async def unavailable(request: Request, exc: Exception) -> Response:
     """503 with Retry-After: the store or the capture log cannot be used now; nothing of
     the request was answered (a retry is safe: replays are idempotent)."""
@@ -87,6 +68,5 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ModelNotReadyError, model_not_ready)
     app.add_exception_handler(ConflictError, conflict)
-    app.add_exception_handler(TooFarAheadError, too_far_ahead)
     app.add_exception_handler(StoreUnavailableError, unavailable)
     app.add_exception_handler(CaptureError, unavailable)

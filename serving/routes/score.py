@@ -12,6 +12,7 @@ same version), and a different payload under that id is a 409 (serving/store/__i
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import orjson
@@ -19,7 +20,10 @@ from fastapi import APIRouter, Response
 from fastapi.exceptions import RequestValidationError
 
 from serving.deps import ScorerDep, SettingsDep
+from serving.features import EPOCH
 from serving.schemas import Batch, BatchScores, Score, Transaction
+from serving.scoring import Scored, Scorer
+from serving.store import TooFarAheadError
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -35,7 +39,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/score", response_model=Score, summary="Score one transaction", responses=ERRORS)
 def score(tx: Transaction, scorer: ScorerDep) -> Response:
     """Fraud probability and decision for one raw transaction, with the version that scored it."""
-    scored = scorer.score([tx])
+    scored = _scored(scorer, [tx], ("body",))
     answer = {
         "transaction_id": tx["transaction_id"],
         "fraud_probability": float(scored.probabilities[0]),
@@ -54,7 +58,7 @@ def score_batch(batch: Batch, scorer: ScorerDep, settings: SettingsDep) -> Respo
     txs = batch["transactions"]
     _check_rows(len(txs), settings.limits.max_batch_rows)
     _check_unique(txs)
-    scored = scorer.score(txs)
+    scored = _scored(scorer, txs, ("body", "transactions"))
     answers = scored.answers
     probabilities, decisions = answers.probability.tolist(), answers.is_fraud.tolist()
     scores = [
@@ -79,6 +83,27 @@ def _check_rows(rows: int, limit: int) -> None:
             "input": rows,
         }
         raise RequestValidationError([error])
+
+
+def _scored(scorer: Scorer, txs: list[Transaction], loc: tuple[str, ...]) -> Scored:
+    """`scorer.score(txs)`; transactions dated too far ahead are a 422 on their field."""
+    try:
+        return scorer.score(txs)
+    except TooFarAheadError as exc:
+        limit = EPOCH + dt.timedelta(microseconds=exc.limit_us)
+        refused = set(exc.ids)
+        errors = [
+            {
+                "type": "too_far_ahead",
+                "loc": (*loc, *((i,) if len(loc) > 1 else ()), "tx_datetime"),
+                "msg": f"after {limit.isoformat()}: the newest transaction seen plus "
+                "limits.max_ahead_days",
+                "input": tx["tx_datetime"].isoformat(),
+            }
+            for i, tx in enumerate(txs)
+            if tx["transaction_id"] in refused
+        ]
+        raise RequestValidationError(errors) from None
 
 
 def _check_unique(txs: list[Transaction]) -> None:

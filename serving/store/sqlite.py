@@ -437,7 +437,10 @@ class SQLiteStore:
         )
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
-        return self._write(lambda: self._label(labels))
+        try:
+            return self._write(lambda: self._label(labels))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"online store {self._path}: {exc}") from exc
 
     def _label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
         matched, terminals = 0, set()

@@ -144,6 +144,11 @@ def test_a_transaction_far_ahead_of_the_newest_is_refused_and_history_stays(
     refused = client.post("/v1/score", json=future)
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["type"] == "too_far_ahead"
+    assert refused.json()["detail"][0]["loc"] == ["body", "tx_datetime"]
+    ok = {**tx, "transaction_id": tx["transaction_id"] + 3, "tx_datetime": "2018-05-11T12:59:00"}
+    batch = client.post("/v1/score/batch", json={"transactions": [ok, future]})
+    assert batch.status_code == 422
+    assert batch.json()["detail"][0]["loc"] == ["body", "transactions", 1, "tx_datetime"]
     same_day = {
         **tx,
         "transaction_id": tx["transaction_id"] + 2,

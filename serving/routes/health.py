@@ -3,6 +3,7 @@ can be used)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,13 +25,14 @@ async def health() -> dict[str, str]:
     summary="Readiness",
     responses={503: {"description": "no model yet, store unreachable or capture unwritable"}},
 )
-def ready(scorer: ScorerDep, request: Request) -> Any:
+async def ready(scorer: ScorerDep, request: Request) -> Any:
     """200 when the service can answer and capture; 503 with the reasons when it cannot:
     no model loaded, the online store unreachable (or re-seeding), a log unwritable.
-    (A plain function: checking the store may wait on the network, off the event loop.)"""
+    The store is checked in a thread of asyncio's own executor: off the event loop, and not
+    queued behind scoring requests stuck on a store that stopped answering."""
     holder = scorer.holder
     reasons = [] if holder.ready else [holder.last_error or "no model loaded yet"]
-    store = scorer.store.check()
+    store = await asyncio.to_thread(scorer.store.check)
     reasons += [f"online store: {store}"] if store else []
     for log in (scorer.capture, request.app.state.label_log):
         reasons += [log.error] if log.error else []

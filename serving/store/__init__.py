@@ -179,6 +179,10 @@ class StoreNotSeededError(StoreUnavailableError):
 class Store(Protocol):
     """What the scoring service needs from an online store."""
 
+    # Its calls wait on the network: the service makes them from its thread pool, never
+    # on the event loop. A local store (False) is called on the event loop.
+    remote: bool
+
     def seed(self, seed_dir: Path) -> int:
         """Load materialised events once per seed (a no-op when already loaded)."""
         ...

@@ -102,6 +102,8 @@ class SQLiteStore:
     lets readers and the one writer of the moment proceed together across processes.
     """
 
+    remote = False  # a local file: called on the event loop
+
     def __init__(self, path: Path, windows: Windows) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path, self._windows = path, windows

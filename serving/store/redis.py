@@ -70,17 +70,6 @@ def _reason(exc: redis.RedisError) -> str:
     return f"redis: {type(exc).__name__}{': ' + text if text else ''}"
 
 
-@contextmanager
-def _reachable() -> Iterator[None]:
-    """Redis errors (down, timed out, loading, OOM, read-only, ...) as StoreUnavailableError."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        if not isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-            log.warning("online store error: %s", exc)  # a refusal, not an outage: visible
-        raise StoreUnavailableError(_reason(exc)) from exc
-
-
 def _encode(probability: float, is_fraud: bool, version: int) -> str:
     return f"{float(probability)!r}:{int(is_fraud)}:{int(version)}"
 
@@ -123,8 +112,20 @@ class RedisStore:
         self._checked = threading.Lock()
         self._check_at, self._check_reason = -CHECK_TTL_S, cast(str | None, None)
 
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Redis errors (down, timed out, loading, OOM, read-only, ...) as
+        StoreUnavailableError; the next check() asks Redis again rather than its cache."""
+        try:
+            yield
+        except redis.RedisError as exc:
+            self._check_at = -CHECK_TTL_S
+            if not isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+                log.warning("online store error: %s", exc)  # a refusal, not an outage: visible
+            raise StoreUnavailableError(_reason(exc)) from exc
+
     def seed(self, seed_dir: Path, chunk: int = 2000) -> int:
-        with _reachable():
+        with self._reachable():
             loaded = self._load(seed_dir, chunk)
         self._seed_dir = seed_dir
         return loaded
@@ -152,7 +153,7 @@ class RedisStore:
 
     def add_and_read(self, events: Events) -> Aggregates:
         args = _args(events.rows())
-        with _reachable():
+        with self._reachable():
             raw = self._add_and_read(args=[self._p, len(events), 1, "", *self._spec, *args])
         return self._aggregates(raw)
 
@@ -174,7 +175,7 @@ class RedisStore:
         skew = "" if max_ahead_us is None else int(max_ahead_us)
         seeded = int(self._seed_dir is not None)
         args = [self._p, n, skew, seeded, *self._spec, *_args(events.rows())]
-        with _reachable():
+        with self._reachable():
             raw = self._score(args=args)
         rows = self._refusals(raw)
         probability, version = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.int64)
@@ -198,6 +199,7 @@ class RedisStore:
     def _refusals(self, raw: Any) -> list[Any]:
         """The rows of the first script's answer; its refusals as the contract's errors."""
         if raw == b"unseeded":  # the script found no seed marker
+            self._check_at = -CHECK_TTL_S
             self._reseeder.start(self._seed_dir)
             raise StoreNotSeededError("the online store lost its seed: re-seeding")
         kind, *rest = raw
@@ -213,7 +215,7 @@ class RedisStore:
         answers = zip(new.probability, new.is_fraud, new.version, strict=True)
         for tid, (p, f, v) in zip(ids.tolist(), answers, strict=True):
             flat += [tid, _encode(p, bool(f), int(v))]
-        with _reachable():
+        with self._reachable():
             return list(self._answer(args=[self._p, *flat]))
 
     def check(self) -> str | None:
@@ -235,7 +237,7 @@ class RedisStore:
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
         flat = [x for pair in labels for x in pair]
-        with _reachable():
+        with self._reachable():
             matched = int(self._label(args=[self._p, *flat]))
         return matched, len(labels) - matched
 

@@ -74,6 +74,8 @@ class Reseeder:
         if not lock.acquire():
             return False  # another replica seeds: wait for its marker
         try:
+            if self._r.exists(self._marker):
+                return True  # seeded by the replica that held the lock just before
             log.warning("the online store lost its seed: re-seeding from %s", seed_dir)
 
             def still_mine() -> object:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -152,9 +152,12 @@ class RedisStore:
         return len(rows)
 
     def add_and_read(self, events: Events) -> Aggregates:
-        args = _args(events.rows())
+        seeded = int(self._seed_dir is not None)
+        args = [self._p, len(events), 1, seeded, *self._spec, *_args(events.rows())]
         with self._reachable():
-            raw = self._add_and_read(args=[self._p, len(events), 1, "", *self._spec, *args])
+            raw = self._add_and_read(args=args)
+        if raw == b"unseeded":
+            self._unseeded()
         return self._aggregates(raw)
 
     def _aggregates(self, raw: Sequence[Sequence[Any]]) -> Aggregates:
@@ -198,16 +201,20 @@ class RedisStore:
 
     def _refusals(self, raw: Any) -> list[Any]:
         """The rows of the first script's answer; its refusals as the contract's errors."""
-        if raw == b"unseeded":  # the script found no seed marker
-            self._check_at = -CHECK_TTL_S
-            self._reseeder.start(self._seed_dir)
-            raise StoreNotSeededError("the online store lost its seed: re-seeding")
+        if raw == b"unseeded":
+            self._unseeded()
         kind, *rest = raw
         if kind == b"conflict":
             raise ConflictError([int(x) for x in rest])
         if kind == b"ahead":
             raise TooFarAheadError([int(x) for x in rest[1:]], int(rest[0]))
         return list(rest)
+
+    def _unseeded(self) -> NoReturn:
+        """The script found no seed marker: re-seed (in the background) and refuse."""
+        self._check_at = -CHECK_TTL_S
+        self._reseeder.start(self._seed_dir)
+        raise StoreNotSeededError("the online store lost its seed: re-seeding")
 
     def _keep(self, ids: np.ndarray[Any, Any], new: Answers) -> list[bytes]:
         """Store the answers (the first one wins); per id b'' or the answer kept before."""
@@ -219,11 +226,15 @@ class RedisStore:
             return list(self._answer(args=[self._p, *flat]))
 
     def check(self) -> str | None:
-        with self._checked:  # one probe at a time; callers meanwhile get its result
-            if time.monotonic() - self._check_at >= CHECK_TTL_S:
+        # One probe at a time: while one waits on a stuck Redis (up to timeout_s), the
+        # other callers get the last result at once rather than queueing behind it.
+        if time.monotonic() - self._check_at >= CHECK_TTL_S and self._checked.acquire(False):
+            try:
                 self._check_reason = self._probe()
                 self._check_at = time.monotonic()
-            return self._check_reason
+            finally:
+                self._checked.release()
+        return self._check_reason
 
     def _probe(self) -> str | None:
         try:

@@ -645,10 +645,14 @@ def test_redis_flushed_refuses_then_seeds_itself_again(
         (tmp_path / "seed").mkdir()
         assert store.seed(tmp_path / "seed") == 0  # nothing to seed: a marker all the same
     assert store.check() is None
-    store._r.flushdb()  # type: ignore[attr-defined]
-    with pytest.raises(StoreNotSeededError):
-        _score(store, [_event(3, 2)], _Fresh())
-    _until(lambda: store.check() is None, "the re-seed")
+    for call in (
+        lambda: _score(store, [_event(3, 2)], _Fresh()),
+        lambda: _add(store, [_event(3, 2)]),
+    ):
+        store._r.flushdb()  # type: ignore[attr-defined]
+        with pytest.raises(StoreNotSeededError):
+            call()
+        _until(lambda: store.check() is None, "the re-seed")
     fresh = _Fresh()
     _score(store, [_event(3, 2, amount=5.0)], fresh)
     assert fresh.aggregates[0].customer_amount[0].tolist()[2] == [5.0, 12.0][bool(seeded)]

@@ -251,15 +251,17 @@ def test_out_of_memory_and_read_only_are_refusals_not_crashes(
     store, tally = open_store(), Tally()
     traffic = Traffic(tally)
     admin = redis_py.Redis.from_url(redis_server.url)
-    for refuse, allow in (
-        (("CONFIG", "SET", "maxmemory", "1"), ("CONFIG", "SET", "maxmemory", "0")),
-        (("REPLICAOF", "127.0.0.1", "1"), ("REPLICAOF", "NO", "ONE")),  # a master never reached
-    ):
-        admin.execute_command(*refuse)
+    faults: list[tuple[Callable[[], object], Callable[[], object]]] = [
+        (lambda: admin.config_set("maxmemory", 1), lambda: admin.config_set("maxmemory", 0)),
+        # a replica of a master it never reaches: read-only, its data kept
+        (lambda: admin.replicaof("127.0.0.1", 1), lambda: admin.replicaof("NO", "ONE")),
+    ]
+    for refuse, allow in faults:
+        refuse()
         try:
             assert traffic.call(store) == "unavailable", tally.other
         finally:
-            admin.execute_command(*allow)
+            allow()
         assert traffic.call(store) == "answered"
     assert tally.other == []
     log.warning("refusals: %s", tally)

@@ -77,6 +77,7 @@ class OnlineStore(_Section):
     backend: Literal["sqlite", "redis"]
     sqlite_path: Path
     seed_dir: Path
+    timeout_s: float = Field(1.0, gt=0, le=60)  # per Redis connect and reply
 
 
 class Capture(_Section):

@@ -226,13 +226,20 @@ class Store(Protocol):
         ...
 
 
-def open_store(backend: str, sqlite_path: Path, redis_url: str | None, windows: Windows) -> Store:
-    """The configured backend, computing aggregates over `windows`."""
+def open_store(
+    backend: str,
+    sqlite_path: Path,
+    redis_url: str | None,
+    windows: Windows,
+    timeout_s: float = 1.0,
+) -> Store:
+    """The configured backend, computing aggregates over `windows`; `timeout_s` bounds each
+    network wait (Redis)."""
     if backend == "redis":
         from serving.store.redis import RedisStore
 
         assert redis_url is not None
-        return RedisStore(redis_url, windows)
+        return RedisStore(redis_url, windows, timeout_s=timeout_s)
     from serving.store.sqlite import SQLiteStore
 
     return SQLiteStore(sqlite_path, windows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from numpy.typing import NDArray
 
 from pipelines.schema import DAY_US, EVENTS
-from serving.store import Aggregates, Event, Events, Store, Windows, open_store
+from serving.store import (
+    Aggregates,
+    Answers,
+    ConflictError,
+    Event,
+    Events,
+    Outcome,
+    Store,
+    StoreNotSeededError,
+    TooFarAheadError,
+    Windows,
+    open_store,
+)
 from serving.store import timelines as tl
 from serving.store.sqlite import SQLiteStore
 
@@ -426,3 +440,219 @@ def test_timelines_come_back_in_the_order_asked_whatever_sqlite_returns(tmp_path
         assert got.timelines.lengths.tolist() == direct.timelines.lengths.tolist()
         assert got.timelines.ts.tolist() == direct.timelines.ts.tolist()
         assert got.since.tolist() == direct.since.tolist()
+
+
+# --- Store.score: the contract (serving/store/__init__.py), on both backends ---------------
+
+
+class _Fresh:
+    """The caller's part, faked: a score from the customer's 30-day count, a fixed version;
+    remembers what it was asked to score."""
+
+    def __init__(self, version: int = 1, fail: bool = False) -> None:
+        self.version, self.fail = version, fail
+        self.asked: list[list[int]] = []
+        self.aggregates: list[Aggregates] = []
+
+    def __call__(self, rows: NDArray[np.intp], agg: Aggregates) -> Answers:
+        self.asked.append(rows.tolist())
+        self.aggregates.append(agg)
+        if self.fail:
+            raise RuntimeError("the model failed")
+        p = agg.customer_count[:, -1] / 100 + self.version / 1000
+        return Answers(p.astype(np.float64), p >= 0.03, np.full(len(rows), self.version))
+
+    @property
+    def rows(self) -> list[int]:
+        """Every position it scored, over all its calls."""
+        return [r for rows in self.asked for r in rows]
+
+
+@pytest.fixture
+def scoring(store: Store) -> Store:
+    if not hasattr(store, "score"):
+        pytest.skip(f"{type(store).__name__}.score is not implemented on this branch")
+    return store
+
+
+def _score(
+    store: Store, events: list[Event], fresh: _Fresh, max_ahead_us: int | None = None
+) -> Outcome:
+    return store.score(Events.of(events), fresh, max_ahead_us)
+
+
+def _seed(store: Store, folder: Path, events: list[Event]) -> int:
+    columns = Events.of(events)
+    folder.mkdir(exist_ok=True)
+    table = pa.table(
+        {
+            "transaction_id": columns.transaction_id,
+            "customer_id": columns.customer_id,
+            "terminal_id": columns.terminal_id,
+            "ts_us": columns.ts_us,
+            "tx_amount": columns.amount,
+            "tx_fraud": columns.fraud,
+        }
+    )
+    pq.write_table(table, folder / EVENTS)
+    return store.seed(folder)
+
+
+def test_score_answers_new_events_after_adding_them_all(scoring: Store) -> None:
+    fresh = _Fresh()
+    batch = [_event(1, 5.5, amount=1.0), _event(2, 5.0, amount=2.0), _event(3, 5.5, amount=4.0)]
+    out = _score(scoring, batch, fresh)
+    assert fresh.asked == [[0, 1, 2]]
+    (agg,) = fresh.aggregates
+    assert agg.customer_count[:, 0].tolist() == [3, 1, 3]  # as add_and_read counts them
+    assert agg.customer_amount[:, 0].tolist() == [7.0, 2.0, 7.0]
+    assert out.replayed.tolist() == [False, False, False]
+    assert out.answers.probability.tolist() == pytest.approx([0.031, 0.011, 0.031])
+    assert out.answers.is_fraud.tolist() == [True, False, True]
+    assert out.answers.version.tolist() == [1, 1, 1]
+
+
+def test_a_replay_returns_the_first_answer_and_changes_no_window(scoring: Store) -> None:
+    first = _score(scoring, [_event(1, 0), _event(2, 1)], _Fresh(version=1))
+    later = _Fresh(version=2)  # a new model meanwhile: a replay still gets the first answer
+    for _ in range(3):
+        again = _score(scoring, [_event(2, 1), _event(1, 0)], later)
+        assert again.replayed.tolist() == [True, True]
+        assert again.answers.probability.tolist() == first.answers.probability[::-1].tolist()
+        assert again.answers.version.tolist() == [1, 1]
+    mixed = _score(scoring, [_event(1, 0), _event(3, 2)], later)
+    assert mixed.replayed.tolist() == [True, False]
+    assert later.rows == [1]  # only the new one was scored
+    assert later.aggregates[-1].customer_count[0].tolist() == [1, 3, 3]  # each event once
+
+
+def test_a_known_id_with_another_payload_is_a_conflict_and_writes_nothing(
+    scoring: Store,
+) -> None:
+    _score(scoring, [_event(1, 0, amount=10.0)], _Fresh())
+    changed = [
+        _event(1, 0, customer=9),
+        _event(1, 0, terminal=9),
+        Event(1, 1, 2, T0 + 1, 10.0),
+        _event(1, 0, amount=float(np.nextafter(10.0, 11.0))),  # the exact amount counts
+    ]
+    for event in changed:
+        fresh = _Fresh()
+        with pytest.raises(ConflictError) as caught:
+            _score(scoring, [_event(5, 0.5), event, _event(6, 0.5)], fresh)
+        assert caught.value.ids == [1]
+        assert fresh.asked == []
+    probe = _Fresh()
+    _score(scoring, [_event(7, 0.6)], probe)
+    assert probe.aggregates[0].customer_count[0].tolist() == [2, 2, 2]  # 5 and 6 never added
+
+
+def test_an_event_too_far_ahead_is_refused_and_writes_nothing(scoring: Store) -> None:
+    fresh = _Fresh()
+    _score(scoring, [_event(1, 500)], fresh, max_ahead_us=DAY_US)  # empty store: nothing is ahead
+    with pytest.raises(TooFarAheadError) as caught:
+        _score(scoring, [_event(2, 500.5), _event(3, 501.5)], fresh, max_ahead_us=DAY_US)
+    assert caught.value.ids == [3]
+    assert caught.value.limit_us == T0 + 501 * DAY_US
+    _score(scoring, [_event(4, 501)], fresh, max_ahead_us=DAY_US)  # at the limit: allowed
+    assert fresh.aggregates[-1].customer_count[0].tolist() == [1, 2, 2]  # 1 and 4: 2 never added
+
+
+def test_seeded_events_are_scored_when_first_asked_then_replayed(
+    scoring: Store, tmp_path: Path
+) -> None:
+    assert _seed(scoring, tmp_path / "seed", [_event(1, 0), _event(2, 1)]) == 2
+    fresh = _Fresh()
+    out = _score(scoring, [_event(3, 1.5), _event(2, 1)], fresh)
+    assert out.replayed.tolist() == [False, False]
+    assert fresh.asked == [[0, 1]]
+    assert fresh.aggregates[0].customer_count[:, 2].tolist() == [3, 2]  # the seed counted once
+    assert _score(scoring, [_event(2, 1)], fresh).replayed.tolist() == [True]
+
+
+def test_when_fresh_fails_no_answer_is_kept_and_a_retry_scores(scoring: Store) -> None:
+    with pytest.raises(RuntimeError):
+        _score(scoring, [_event(1, 0), _event(2, 0.5)], _Fresh(fail=True))
+    retry = _Fresh(version=3)
+    out = _score(scoring, [_event(1, 0), _event(2, 0.5)], retry)
+    assert out.replayed.tolist() == [False, False]
+    assert out.answers.version.tolist() == [3, 3]
+    assert retry.aggregates[0].customer_count[:, 0].tolist() == [1, 2]  # added once
+
+
+def test_an_event_far_ahead_but_allowed_removes_no_history_its_batch_reads(
+    scoring: Store,
+) -> None:
+    """A transaction dated months ahead (within max_ahead) arrives with ordinary ones: the
+    history those read is intact (Redis once pruned from the new event's own time)."""
+    history = [_event(i, i, amount=float(i), fraud=i % 2) for i in range(1, 41)]
+    _score(scoring, history, _Fresh())
+    fresh = _Fresh()
+    batch = [_event(100, 130), _event(101, 40.5, amount=1.0)]  # 90 days ahead: allowed below
+    _score(scoring, batch, fresh, max_ahead_us=90 * DAY_US)
+    want = _oracle([*history, *batch], batch[1])
+    agg = fresh.aggregates[0]
+    assert agg.customer_count[1].tolist() == want[0] == [2, 8, 31]
+    assert agg.customer_amount[1].tolist() == pytest.approx(want[1])
+    assert (agg.terminal_count[1].tolist(), agg.terminal_fraud[1].tolist()) == (want[2], want[3])
+
+
+def test_redis_answers_once_first_answer_wins(store: Store) -> None:
+    """Two replicas scoring one transaction at once: the answer kept first is every answer."""
+    if type(store).__name__ != "RedisStore":
+        pytest.skip("a race between replicas sharing one Redis")
+    inner = _Fresh(version=2)
+
+    def racing(rows: NDArray[np.intp], agg: Aggregates) -> Answers:
+        other = _score(store, [_event(1, 0)], inner)  # another replica, while this one scores
+        assert other.replayed.tolist() == [False]
+        return _Fresh(version=1)(rows, agg)
+
+    out = store.score(Events.of([_event(1, 0)]), racing, None)
+    assert out.replayed.tolist() == [True]
+    assert out.answers.version.tolist() == [2]
+
+
+def test_redis_prunes_relative_to_the_newest_event_before_the_call(store: Store) -> None:
+    """Memory stays bounded: two reaches behind the watermark, from the next call on."""
+    if type(store).__name__ != "RedisStore":
+        pytest.skip("SQLite keeps every event in its events table")
+    r = store._r  # type: ignore[attr-defined]
+    _add(store, [_event(1, 0), _event(2, 10)])
+    _add(store, [_event(3, 100)])  # the newest was day 10: nothing is two reaches behind it
+    assert (r.zcard("fraudops:c:1"), r.zcard("fraudops:t:2")) == (3, 3)
+    _add(store, [_event(4, 100.5)])  # newest day 100: days 0 and 10 go (60 and 74 days)
+    assert (r.zcard("fraudops:c:1"), r.zcard("fraudops:t:2")) == (2, 2)
+
+
+def _until(ok: Any, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("seeded", [2, 0], ids=["seed-file", "no-seed-file"])
+def test_redis_flushed_refuses_then_seeds_itself_again(
+    store: Store, tmp_path: Path, seeded: int
+) -> None:
+    if type(store).__name__ != "RedisStore":
+        pytest.skip("a Redis that lost its data (restarted empty, flushed)")
+    history = [_event(1, 0, amount=3.0), _event(2, 1, amount=4.0)][:seeded]
+    if history:
+        assert _seed(store, tmp_path / "seed", history) == seeded
+    else:
+        (tmp_path / "seed").mkdir()
+        assert store.seed(tmp_path / "seed") == 0  # nothing to seed: a marker all the same
+    assert store.check() is None
+    for call in (
+        lambda: _score(store, [_event(3, 2)], _Fresh()),
+        lambda: _add(store, [_event(3, 2)]),
+    ):
+        store._r.flushdb()  # type: ignore[attr-defined]
+        with pytest.raises(StoreNotSeededError):
+            call()
+        _until(lambda: store.check() is None, "the re-seed")
+    fresh = _Fresh()
+    _score(store, [_event(3, 2, amount=5.0)], fresh)
+    assert fresh.aggregates[0].customer_amount[0].tolist()[2] == [5.0, 12.0][bool(seeded)]

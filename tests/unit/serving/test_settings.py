@@ -33,6 +33,7 @@ def test_the_yaml_file_is_read() -> None:
     assert settings.model_name == MODEL_NAME
     assert settings.admin_token is None
     assert settings.redis_url is None
+    assert settings.online_store.timeout_s == 1.0
 
 
 def test_the_environment_overrides_the_file_and_arguments_override_both(
@@ -70,6 +71,11 @@ def test_another_file_by_argument_or_variable(
         ("FRAUDOPS_ADMIN_TOKEN", "short", "FRAUDOPS_ADMIN_TOKEN"),
         ("FRAUDOPS_SERVING_SERVER__HOST", "0.0.0.0", "server.allow_remote"),
         ("FRAUDOPS_SERVING_ONLINE_STORE__BACKEND", "redis", "FRAUDOPS_REDIS_URL"),
+        (
+            "FRAUDOPS_SERVING_ONLINE_STORE__TIMEOUT_S",
+            "0",
+            "FRAUDOPS_SERVING_ONLINE_STORE__TIMEOUT_S",
+        ),
     ],
 )
 def test_invalid_or_unsafe_values_are_refused_in_one_line(

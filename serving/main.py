@@ -36,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.online_store.sqlite_path,
         settings.redis_url,
         windows(settings.feature_config),
+        settings.online_store.timeout_s,
     )
     holder = ModelHolder(
         settings.model_name,

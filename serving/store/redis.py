@@ -82,6 +82,8 @@ def _decode(answer: bytes) -> tuple[float, bool, int]:
 class RedisStore:
     """Events in sorted sets; every operation is one atomic script call."""
 
+    remote = True  # across the network: called from the thread pool, off the event loop
+
     def __init__(
         self, url: str, windows: Windows, prefix: str = PREFIX, timeout_s: float = 1.0
     ) -> None:

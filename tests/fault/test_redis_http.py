@@ -17,26 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from serving.errors import add_exception_handlers
-from serving.store import StoreUnavailableError
 from tests.fault.conftest import RedisServer
 from tests.integration.conftest import free_port
-
-
-def _mapped() -> bool:
-    """Whether the HTTP layer answers StoreUnavailableError (503): its part, not the store's."""
-    app = FastAPI()
-    add_exception_handlers(app)
-    handled = [k for k in app.exception_handlers if isinstance(k, type) and k is not Exception]
-    return any(issubclass(StoreUnavailableError, k) for k in handled)
-
 
 pytestmark = [
     pytest.mark.fault,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(not _mapped(), reason="no HTTP handler for StoreUnavailableError yet"),
 ]
 log = logging.getLogger(__name__)
 

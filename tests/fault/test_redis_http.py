@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -122,3 +123,39 @@ def test_outage_and_restart_empty_are_503s_never_500s(
     assert client.statuses[500] == 0, client.statuses
     assert client.statuses[None] == 0, client.statuses  # no connection dropped
     assert set(client.statuses) == {200, 503}, client.statuses
+
+
+def test_a_frozen_redis_is_503s_and_does_not_stall_the_event_loop(
+    service: str, redis_server: RedisServer
+) -> None:
+    """SIGSTOP on Redis: scoring requests wait out the store's timeout (0.5 s) in the thread
+    pool and answer 503; meanwhile /health answers at once (an event loop blocked by the
+    store would make it wait for the scoring calls queued ahead of it)."""
+    clients = [Client(service) for _ in range(8)]
+    assert all(c.score() == 200 for c in clients)
+    redis_server.freeze()
+    try:
+        threads = [threading.Thread(target=c.for_a_while, args=(3,)) for c in clients]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        waits = []
+        for _ in range(10):
+            started = time.monotonic()
+            assert _status(service, "/health") == 200
+            waits.append(time.monotonic() - started)
+            time.sleep(0.1)
+        ready = _status(service, "/ready")
+        for t in threads:
+            t.join()
+    finally:
+        redis_server.thaw()
+    for c in clients:
+        c.until(200)
+    statuses = sum((c.statuses for c in clients), Counter())
+    log.warning("freeze: %s; /health at most %.3f s", dict(statuses), max(waits))
+    assert ready == 503
+    assert statuses[500] == 0, statuses
+    assert statuses[None] == 0, statuses
+    assert statuses[503] > 0, statuses
+    assert max(waits) < 1.0, waits

@@ -24,7 +24,7 @@ TX_FRAUD_SCENARIO: Final = "tx_fraud_scenario"
 ID_COLUMNS: Final = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)
 MIN_ID: Final = 0
 MAX_ID: Final = 2**63 - 1  # ids are 64-bit integers everywhere (parquet, SQLite, Redis)
-MIN_AMOUNT: Final = 0.0  # inclusive; amounts are finite
+MIN_AMOUNT: Final = 0  # inclusive; amounts are finite
 # Amounts at or above this are refused in any currency unit: beyond it the exact decimal sums
 # of the feature windows (DECIMAL(18, 6)) would overflow.
 MAX_AMOUNT: Final = 1e12

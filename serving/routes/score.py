@@ -1,9 +1,10 @@
 """POST /v1/score and /v1/score/batch: raw transactions in, scores out.
 
-Ordinary FastAPI routes: the body is validated by pydantic into the request models
-(serving/schemas.py), the scorer comes from a dependency, and the answer is written with
-orjson. They run on the event loop (`async`): scoring is under a millisecond of CPU, cheaper
-there than handed to a thread pool; worker processes are the parallelism.
+Ordinary FastAPI routes: the body (JSON, UTF-8: serving/json_body.py) is validated by
+pydantic into the request models (serving/schemas.py), then against the configured datetime
+range, the scorer comes from a dependency, and the answer is written with orjson. They run
+on the event loop (`async`): scoring is under a millisecond of CPU, cheaper there than
+handed to a thread pool; worker processes are the parallelism.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ TX_FRAUD_SCENARIO: Final = "tx_fraud_scenario"
 
 # The value rules of a raw transaction: one definition, read by the `validate` stage (pandera)
 # and the scoring API (pydantic); the datetime range is `validate.min_datetime/max_datetime`.
-ID_COLUMNS: Final = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)
 MIN_ID: Final = 0
 MAX_ID: Final = 2**63 - 1  # ids are 64-bit integers everywhere (parquet, SQLite, Redis)
 MIN_AMOUNT: Final = 0  # inclusive; amounts are finite

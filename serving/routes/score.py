@@ -77,7 +77,7 @@ def _check_rows(rows: int, limit: int) -> None:
         raise RequestValidationError([error])
 
 
-def _check_times(txs: Sequence[Transaction], allowed: DatetimeRange, batch: bool) -> None:
+def _check_times(txs: Sequence[Transaction], allowed: DatetimeRange, *, batch: bool) -> None:
     """A 422 like pydantic's own for each transaction outside `validate`'s datetime range
     (configured, so not part of the request types)."""
     errors = [

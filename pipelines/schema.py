@@ -4,10 +4,12 @@ here: the scoring service reads it too."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from pipelines.config import Features
+    from pipelines.config import Features, Validate
 
 TRANSACTION_ID: Final = "transaction_id"
 TX_DATETIME: Final = "tx_datetime"
@@ -17,9 +19,43 @@ TX_AMOUNT: Final = "tx_amount"
 TX_FRAUD: Final = "tx_fraud"
 TX_FRAUD_SCENARIO: Final = "tx_fraud_scenario"
 
+# The value rules of a raw transaction: one definition, read by the `validate` stage (pandera)
+# and the scoring API (pydantic); the datetime range is `validate.min_datetime/max_datetime`.
+MIN_ID: Final = 0
+MAX_ID: Final = 2**63 - 1  # ids are 64-bit integers everywhere (parquet, SQLite, Redis)
+MIN_AMOUNT: Final = 0  # inclusive; amounts are finite
 # Amounts at or above this are refused in any currency unit: beyond it the exact decimal sums
 # of the feature windows (DECIMAL(18, 6)) would overflow.
 MAX_AMOUNT: Final = 1e12
+
+
+@dataclass(frozen=True)
+class DatetimeRange:
+    """When a transaction may have happened: `low` to `high` inclusive, naive UTC."""
+
+    low: dt.datetime
+    high: dt.datetime
+
+    @classmethod
+    def of(cls, limits: Validate) -> DatetimeRange:
+        """The configured range (`validate.min_datetime`, `validate.max_datetime`)."""
+        return cls(naive_utc(limits.min_datetime), naive_utc(limits.max_datetime))
+
+    def __contains__(self, when: dt.datetime) -> bool:
+        """Whether `when` is in range; naive is UTC, zoned is compared as the instant it names
+        (without converting it, which overflows at the ends of the calendar: year 1 at +01:00)."""
+        if when.tzinfo is None:
+            return self.low <= when <= self.high
+        return self.low.replace(tzinfo=dt.UTC) <= when <= self.high.replace(tzinfo=dt.UTC)
+
+    def __str__(self) -> str:
+        return f"from {self.low.isoformat()} to {self.high.isoformat()} UTC"
+
+
+def naive_utc(when: dt.datetime) -> dt.datetime:
+    """`when` as a naive UTC datetime (naive values are UTC already)."""
+    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
+
 
 # Column -> pandas dtype of a clean row. Order is the column order of every written file.
 RAW_DTYPES: Final[dict[str, str]] = {

@@ -111,19 +111,22 @@ def _timestamps(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def _value_schema(limits: Validate) -> pa.DataFrameSchema:
+    """The value rules of pipelines/schema.py (the scoring API applies the same ones)."""
     finite = pa.Check(lambda s: np.isfinite(s), error="finite")
+    when = schema.DatetimeRange.of(limits)
+    ids = pa.Check.in_range(schema.MIN_ID, schema.MAX_ID)
     return pa.DataFrameSchema(
         {
-            schema.TRANSACTION_ID: pa.Column(unique=True, report_duplicates="exclude_first"),
-            schema.TX_DATETIME: pa.Column(
-                checks=pa.Check.in_range(
-                    pd.Timestamp(limits.min_datetime), pd.Timestamp(limits.max_datetime)
-                )
+            schema.TRANSACTION_ID: pa.Column(
+                checks=ids, unique=True, report_duplicates="exclude_first"
             ),
-            schema.CUSTOMER_ID: pa.Column(checks=pa.Check.ge(0)),
-            schema.TERMINAL_ID: pa.Column(checks=pa.Check.ge(0)),
+            schema.TX_DATETIME: pa.Column(
+                checks=pa.Check.in_range(pd.Timestamp(when.low), pd.Timestamp(when.high))
+            ),
+            schema.CUSTOMER_ID: pa.Column(checks=ids),
+            schema.TERMINAL_ID: pa.Column(checks=ids),
             schema.TX_AMOUNT: pa.Column(
-                checks=[pa.Check.ge(0), pa.Check.lt(schema.MAX_AMOUNT), finite]
+                checks=[pa.Check.ge(schema.MIN_AMOUNT), pa.Check.lt(schema.MAX_AMOUNT), finite]
             ),
             schema.TX_FRAUD: pa.Column(checks=pa.Check.isin([0, 1])),
             schema.TX_FRAUD_SCENARIO: pa.Column(checks=pa.Check.isin(FRAUD_SCENARIOS)),

@@ -24,21 +24,32 @@ RESEED_RETRY_AFTER_S = 5
 
 
 def json_safe(value: Any) -> Any:
-    """Echoed inputs may hold NaN or infinity, which JSON cannot carry: send them as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+    """What a 422 echoes, as JSON can carry it, whatever the input: bytes (a body FastAPI did
+    not parse) as text, NaN and infinity as text, exceptions (pydantic's `ctx`) as their
+    message, anything else FastAPI cannot encode as its repr."""
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, BaseException):
+        return str(value)
+    try:
+        return json_safe(jsonable_encoder(value))
+    except Exception:  # an input of any type may be echoed: the answer is still a 422
+        return repr(value)
 
 
 async def invalid_request(request: Request, exc: Exception) -> Response:
     """422: every error with the field's location, the reason and the input (the standard
     library's JSON, as Starlette writes it: echoed integers may exceed 64 bits)."""
     assert isinstance(exc, RequestValidationError)
-    detail = json_safe(jsonable_encoder(exc.errors()))
+    detail = json_safe(exc.errors())
     body = json.dumps({"detail": detail}, ensure_ascii=False, separators=(",", ":"))
     return Response(body, status_code=422, media_type="application/json")
 

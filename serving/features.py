@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.config import Features
-from pipelines.schema import DAY_US
+from pipelines.schema import DAY_US, naive_utc
 from serving.store import Aggregates, Windows
 
 HOUR_US = 3_600 * 1_000_000
@@ -29,12 +29,8 @@ MICROSECOND = dt.timedelta(microseconds=1)
 def epoch_us(when: list[dt.datetime]) -> NDArray[np.int64]:
     """Microseconds since the epoch (exact integer arithmetic); naive datetimes are UTC."""
     return np.fromiter(
-        ((_naive_utc(w) - EPOCH) // MICROSECOND for w in when), dtype=np.int64, count=len(when)
+        ((naive_utc(w) - EPOCH) // MICROSECOND for w in when), dtype=np.int64, count=len(when)
     )
-
-
-def _naive_utc(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def windows(cfg: Features) -> Windows:

@@ -27,10 +27,12 @@ from pipelines.config import (
     DEFAULT_PIPELINE_CONFIG,
     DEFAULT_PROJECT_CONFIG,
     Features,
+    Validate,
     load_pipeline_config,
     load_project_config,
 )
 from pipelines.errors import ConfigError
+from pipelines.schema import DatetimeRange
 
 DEFAULT_SERVING_CONFIG = Path("configs/serving.yaml")
 ENV_PREFIX = "FRAUDOPS_SERVING_"
@@ -108,6 +110,7 @@ class Settings(BaseSettings):
     # Filled by `load_settings` from configs/project.yaml and configs/pipeline.yaml:
     model_name: str = ""
     features: Features | None = None
+    contract: Validate | None = None  # the `validate` stage's limits, applied to requests too
     # Secrets and shared endpoints: from their own variables (not prefixed), never the YAML.
     redis_url: str | None = Field(None, validation_alias="FRAUDOPS_REDIS_URL")
     admin_token: SecretStr | None = Field(None, validation_alias="FRAUDOPS_ADMIN_TOKEN")
@@ -140,6 +143,12 @@ class Settings(BaseSettings):
     def feature_config(self) -> Features:
         assert self.features is not None
         return self.features
+
+    @property
+    def datetime_range(self) -> DatetimeRange:
+        """When a transaction may have happened: `validate.min_datetime/max_datetime`."""
+        assert self.contract is not None
+        return DatetimeRange.of(self.contract)
 
 
 def is_loopback(host: str) -> bool:
@@ -174,10 +183,12 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
         if not yaml_path.is_file():
             raise ConfigError(f"{yaml_path}: config file not found")
         given = _nested(overrides or {})
+        pipeline = load_pipeline_config(DEFAULT_PIPELINE_CONFIG)
         try:
             return Settings(
                 model_name=load_project_config(DEFAULT_PROJECT_CONFIG).registered_model_name,
-                features=load_pipeline_config(DEFAULT_PIPELINE_CONFIG).features,
+                features=pipeline.features,
+                contract=pipeline.validate_,
                 **given,
             )
         except ValidationError as exc:

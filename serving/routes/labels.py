@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from serving.deps import ScorerDep
+from serving.json_body import BODY_ERRORS, JsonRoute, require_json
 from serving.schemas import Labels, LabelsAccepted
 
-router = APIRouter(prefix="/v1", tags=["labels"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["labels"],
+    route_class=JsonRoute,
+    dependencies=[Depends(require_json)],
+    responses=BODY_ERRORS,
+)
 
 
 @router.post("/labels", response_model=LabelsAccepted, summary="Report fraud labels")

@@ -1,12 +1,13 @@
 """POST /v1/score and /v1/score/batch: raw transactions in, scores out.
 
-Ordinary FastAPI routes: the body is validated by pydantic into the request models
-(serving/schemas.py), the scorer comes from a dependency, and the answer is written with
-orjson. They run on the event loop when the online store is local (SQLite: a request is
-under a millisecond of CPU, cheaper there than handed to a thread, and one thread per
-worker never contends for the store's write lock with itself), and in the thread pool when
-the store is across the network (Redis): a slow store then holds a thread, not the event
-loop and every other request of the worker with it.
+Ordinary FastAPI routes: the body (JSON, UTF-8: serving/json_body.py) is validated by
+pydantic into the request models (serving/schemas.py), then against the configured datetime
+range; the scorer comes from a dependency, and the answer is written with orjson. They run
+on the event loop when the online store is local (SQLite: a request is under a millisecond
+of CPU, cheaper there than handed to a thread, and one thread per worker never contends for
+the store's write lock with itself), and in the thread pool when the store is across the
+network (Redis): a slow store then holds a thread, not the event loop and every other
+request of the worker with it.
 
 Retries are safe: a transaction id answered before gets its first answer again (same score,
 same version), and a different payload under that id is a 409 (serving/store/__init__.py).
@@ -15,33 +16,43 @@ same version), and a different payload under that id is a 409 (serving/store/__i
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
+from pipelines.schema import TX_DATETIME, DatetimeRange
 from serving.deps import ScorerDep, SettingsDep
 from serving.features import EPOCH
-from serving.schemas import Batch, BatchScores, Score, Transaction
+from serving.json_body import BODY_ERRORS, JsonRoute, require_json
+from serving.schemas import Batch, BatchScores, Detail, Score, Transaction
 from serving.scoring import Scored, Scorer
 from serving.store import TooFarAheadError
 
-router = APIRouter(prefix="/v1", tags=["scoring"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    409: {"description": "transaction_id already scored with a different payload"},
-    413: {"description": "body larger than limits.max_body_bytes"},
-    503: {
-        "description": "no model loaded yet, the online store is unreachable or re-seeding, "
-        "or the capture log cannot be written (retry after Retry-After seconds)"
+router = APIRouter(
+    prefix="/v1",
+    tags=["scoring"],
+    route_class=JsonRoute,
+    dependencies=[Depends(require_json)],
+    responses={
+        **BODY_ERRORS,
+        409: {"model": Detail, "description": "transaction_id already scored with another payload"},
+        503: {
+            "model": Detail,
+            "description": "no model loaded yet, the online store is unreachable or "
+            "re-seeding, or the capture log cannot be written (retry after Retry-After)",
+        },
     },
-}
+)
 
 
-@router.post("/score", response_model=Score, summary="Score one transaction", responses=ERRORS)
-async def score(tx: Transaction, scorer: ScorerDep) -> Response:
+@router.post("/score", response_model=Score, summary="Score one transaction")
+async def score(tx: Transaction, scorer: ScorerDep, settings: SettingsDep) -> Response:
     """Fraud probability and decision for one raw transaction, with the version that scored it."""
+    _check_times([tx], settings.datetime_range, batch=False)
     scored = await _scored(scorer, [tx], ("body",))
     answer = {
         "transaction_id": tx["transaction_id"],
@@ -52,15 +63,14 @@ async def score(tx: Transaction, scorer: ScorerDep) -> Response:
     return _json(answer)
 
 
-@router.post(
-    "/score/batch", response_model=BatchScores, summary="Score many transactions", responses=ERRORS
-)
+@router.post("/score/batch", response_model=BatchScores, summary="Score many transactions")
 async def score_batch(batch: Batch, scorer: ScorerDep, settings: SettingsDep) -> Response:
     """Scores in request order. The rows scored now are all scored by one model version
     (`model_version`); a row answered before keeps its first answer and its version."""
     txs = batch["transactions"]
     _check_rows(len(txs), settings.limits.max_batch_rows)
     _check_unique(txs)
+    _check_times(txs, settings.datetime_range, batch=True)
     scored = await _scored(scorer, txs, ("body", "transactions"))
     answers = scored.answers
     probabilities, decisions = answers.probability.tolist(), answers.is_fraud.tolist()
@@ -127,6 +137,24 @@ def _check_unique(txs: list[Transaction]) -> None:
                 }
             )
         seen.add(tid)
+    if errors:
+        raise RequestValidationError(errors)
+
+
+def _check_times(txs: Sequence[Transaction], allowed: DatetimeRange, *, batch: bool) -> None:
+    """A 422 like pydantic's own for each transaction outside `validate`'s datetime range
+    (configured, so not part of the request types)."""
+    errors = [
+        {
+            "type": "datetime_range",
+            "loc": ("body", "transactions", i, TX_DATETIME) if batch else ("body", TX_DATETIME),
+            "msg": f"Input should be {allowed} (validate.min_datetime, validate.max_datetime)",
+            "input": tx[TX_DATETIME].isoformat(),
+            "ctx": {"ge": allowed.low.isoformat(), "le": allowed.high.isoformat()},
+        }
+        for i, tx in enumerate(txs)
+        if tx[TX_DATETIME] not in allowed
+    ]
     if errors:
         raise RequestValidationError(errors)
 

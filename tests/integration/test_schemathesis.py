@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -43,7 +44,9 @@ MEDIA_TYPES = ("application/json", "text/plain", "application/octet-stream", "ap
 @pytest.fixture
 def served(serving_settings: Callable[..., Settings]) -> Iterator[tuple[OpenApiSchema, Settings]]:
     """The app's OpenAPI document, its lifespan running (model loaded, store open)."""
-    config = serving_settings()
+    # No limit on how far ahead of the newest transaction a time may be: generated dates span
+    # the whole configured range (the limit is tested in test_serving_api.py).
+    config = serving_settings(**{"limits.max_ahead_days": None})
     app = create_app(config)
     with TestClient(app):
         yield schemathesis.openapi.from_asgi("/openapi.json", app), config
@@ -71,16 +74,23 @@ def _fuzz(operation: APIOperation, mode: GenerationMode, allowed: DatetimeRange)
     check()
 
 
+_ids = itertools.count(3 * 10**15)
+
+
 def as_the_contract_reads(value: Any, allowed: DatetimeRange) -> Any:
     """A schema-valid body, made valid for the rules JSON Schema cannot state (the negative
     and targeted cases probe them): JSON Schema counts 1.0 as an integer, the contract does
     not (strict); it has no bounds for a date, the contract has the configured range. Without
-    this, nearly no positive case would reach the scorer."""
+    this, nearly no positive case would reach the scorer. Each transaction gets an id of its
+    own: the same id with another payload is a 409, twice in one batch a 422."""
     if isinstance(value, dict):
-        return {
+        read = {
             k: _into(v, allowed) if k == "tx_datetime" else as_the_contract_reads(v, allowed)
             for k, v in value.items()
         }
+        if "transaction_id" in read:
+            read["transaction_id"] = next(_ids)
+        return read
     if isinstance(value, list):
         return [as_the_contract_reads(v, allowed) for v in value]
     if isinstance(value, float) and value.is_integer():

@@ -75,7 +75,11 @@ def test_strict_types_and_the_configured_range(
 
 
 def test_a_batch_names_each_row_out_of_range(client: TestClient) -> None:
-    rows = [TX, {**TX, "tx_datetime": "1999-12-31T23:59:59"}, {**TX, "tx_datetime": "2200-01-01"}]
+    rows = [
+        TX,
+        {**TX, "transaction_id": 1, "tx_datetime": "1999-12-31T23:59:59"},
+        {**TX, "transaction_id": 2, "tx_datetime": "2200-01-01"},
+    ]
     r = client.post("/v1/score/batch", json={"transactions": rows})
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
@@ -89,16 +93,19 @@ def test_a_batch_names_each_row_out_of_range(client: TestClient) -> None:
 
 
 def test_the_api_refuses_what_validate_quarantines(
-    client: TestClient, serving_settings: Callable[..., Settings]
+    serving_settings: Callable[..., Settings],
 ) -> None:
-    """One definition: the same rows, sent to the API and to the `validate` stage."""
+    """One definition: the same rows, sent to the API and to the `validate` stage (without
+    the service's own limit on how far ahead of the newest transaction one may be)."""
     rows = [{**TX, **change, "transaction_id": i} for i, change in enumerate(OUT_OF_RANGE)]
     ends = [{**TX, **change} for change in AT_THE_ENDS]
-    for row in rows:
-        assert client.post("/v1/score", json=row).status_code == 422, row
-    for i, row in enumerate(ends):
-        r = client.post("/v1/score", json={**row, "transaction_id": 20_000_000 + i})
-        assert r.status_code == 200, (row, r.text)
+    app = create_app(serving_settings(**{"limits.max_ahead_days": None}))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for row in rows:
+            assert client.post("/v1/score", json=row).status_code == 422, row
+        for i, row in enumerate(ends):
+            r = client.post("/v1/score", json={**row, "transaction_id": 20_000_000 + i})
+            assert r.status_code == 200, (row, r.text)
     offline = pd.DataFrame(
         rows + [{**row, "transaction_id": 100 + i} for i, row in enumerate(ends)]
     )

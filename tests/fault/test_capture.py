@@ -126,3 +126,34 @@ def test_kill_9_under_load_loses_no_answered_transaction(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert {r["transaction_id"] for r in read_predictions(tmp_path / "capture")} == captured
+
+
+def test_hostile_transactions_neither_stop_capture_nor_erase_history(
+    registered_project: Path, tmp_path: Path
+) -> None:
+    """The year 9999 (it killed the old capture thread) and a transaction in 2030 (it erased
+    a customer's Redis history) are refused; capture goes on and the windows stay whole."""
+    port = free_port()
+    env = _env(tmp_path, port, workers=1)
+    proc = subprocess.Popen([sys.executable, "-m", "serving"], cwd=registered_project, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _ready(url), "the service to be ready")
+        with httpx.Client(base_url=url, timeout=10) as client:
+            tx = {**TX, "transaction_id": 81_000_000}
+            assert client.post("/v1/score", json=tx).status_code == 200
+            for when in ("9999-12-31T00:00:00", "0001-01-01T00:00:00+01:00", "2030-01-01"):
+                hostile = {**tx, "transaction_id": 81_000_001, "tx_datetime": when}
+                r = client.post("/v1/score", json=hostile)
+                assert r.status_code == 422, r.text
+            later = {**tx, "transaction_id": 81_000_002, "tx_datetime": "2018-05-11T13:00:00"}
+            assert client.post("/v1/score", json=later).status_code == 200
+            assert client.get("/ready").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    rows = {r["transaction_id"]: r for r in read_predictions(tmp_path / "capture")}
+    assert sorted(rows) == [81_000_000, 81_000_002]
+    first, second = (rows[i]["features"] for i in (81_000_000, 81_000_002))
+    name = "customer_id_nb_tx_30day_window"
+    assert second[name] == first[name] + 1  # the first is still in the window

@@ -22,6 +22,7 @@ from serving.routes import admin, health, labels, model, score
 from serving.scoring import Scorer
 from serving.settings import Settings, load_settings
 from serving.store import open_store
+from serving.timeouts import BodyTimeout
 from serving.tuning import freeze_heap, prepare_worker
 
 log = logging.getLogger(__name__)
@@ -99,5 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     add_exception_handlers(app)
     app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes)
+    # Outside LimitBody, which reads a chunked body itself; inside RecordMetrics (counts 408s).
+    app.add_middleware(BodyTimeout, timeout_s=settings.server.body_timeout_s)
     app.add_middleware(RecordMetrics, metrics=metrics)  # outermost: counts the 413s too
     return app

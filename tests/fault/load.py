@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class Tally:
     stalled: int = 0  # no answer within REQUEST_TIMEOUT_S
     closed_by_server: int = 0  # answers carrying `Connection: close`
     refused: int = 0  # fresh connections refused (the service no longer accepts)
+    slowest_s: float = 0.0  # the longest wait for an answer
     errors: list[str] = field(default_factory=list, repr=False)
 
     def unanswered(self) -> int:
@@ -104,6 +106,7 @@ class Load:
         t, answered_here = self.tally, 0
         while not self._stop.is_set():
             t.sent += 1
+            sent_at = time.monotonic()
             try:
                 writer.write(score_request(self.tx, next(self.ids)))
                 await writer.drain()
@@ -128,6 +131,7 @@ class Load:
             except TimeoutError:
                 t.stalled += 1
                 return False
+            t.slowest_s = max(t.slowest_s, round(time.monotonic() - sent_at, 3))
             if status != 200 or not body.endswith(b"}"):
                 t.bad += 1
                 t.errors.append(f"{status}: {body[:80]!r}")

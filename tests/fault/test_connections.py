@@ -108,3 +108,30 @@ def test_sigterm_under_load_answers_every_request_it_read(
     assert tally.unanswered() == 0, (tally, tally.errors[:5])
     assert tally.answered > 0
     assert service.proc.wait(timeout=60) == status
+
+
+async def _restart_under_load(service: Service, old: set[int]) -> Tally:
+    load = Load(service.port, TX, CONNECTIONS, first_id=81_000_000)
+    clients = asyncio.create_task(load.run())
+    await _until(lambda: load.answered_once == CONNECTIONS, "every connection answered", 60)
+    await asyncio.sleep(WARM_S)
+    service.proc.send_signal(signal.SIGHUP)
+    await _until(lambda: not old & service.workers(), "the old workers to stop", 90)
+    answered = load.tally.answered
+    await _until(lambda: load.tally.answered > answered + 200, "the new workers to answer", 90)
+    load.stop()
+    tally = await asyncio.wait_for(clients, 60)
+    print(f"\nrestart: {tally}")
+    return tally
+
+
+def test_a_rolling_restart_under_load_answers_every_request(start: type[Service]) -> None:
+    """SIGHUP to gunicorn's arbiter: new workers start, the old ones drain (their clients
+    are told `Connection: close` and reconnect to the new ones); nothing reset or lost."""
+    service = start(2)
+    old = service.workers()
+    tally = asyncio.run(_restart_under_load(service, old))
+    assert tally.unanswered() == 0, (tally, tally.errors[:5])
+    assert tally.fresh_reset == 0 and tally.refused == 0, tally  # the socket stayed open
+    assert tally.closed_by_server >= CONNECTIONS, tally
+    assert len(service.workers()) == 2

@@ -18,6 +18,7 @@ from serving.features import windows
 from serving.metrics import exposition, make_metrics
 from serving.middleware import LimitBody, RecordMetrics
 from serving.model import ModelHolder, Poller
+from serving.ratelimit import TokenBucket
 from serving.routes import admin, health, labels, model, score
 from serving.scoring import Scorer
 from serving.settings import Settings, load_settings
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (score.router, labels.router, model.router, health.router):
         app.include_router(router)
     if settings.admin_token is not None:
+        limits = settings.limits
+        app.state.admin_bucket = TokenBucket(limits.admin_burst, limits.admin_per_minute / 60)
         app.include_router(admin.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -253,3 +253,19 @@ def test_the_uvicorn_internals_it_overrides_are_still_there() -> None:
         protocol.connection_lost(None)
 
     run(test)
+
+
+def test_the_gunicorn_worker_can_still_set_the_config_it_built() -> None:
+    """serving/gunicorn_app.py sets `http` and `limit_concurrency` on the Config that
+    uvicorn_worker builds in `__init__` and loads only when the worker serves."""
+    import uvicorn_worker
+    from uvicorn_worker import UvicornWorker
+
+    assert uvicorn_worker.__version__.startswith("0.4."), "re-check serving/gunicorn_app.py"
+    assert "self.config = Config(**config_kwargs)" in inspect.getsource(UvicornWorker.__init__)
+    assert "Server(config=self.config)" in inspect.getsource(UvicornWorker._serve)
+    assert "self.http_protocol_class = self.http" in inspect.getsource(Config.load)
+    config = Config(app=ok)
+    config.http, config.limit_concurrency = protocol_class(ConnectionLimits()), 9
+    config.load()
+    assert issubclass(config.http_protocol_class, DrainingProtocol)

@@ -113,6 +113,8 @@ class DrainingProtocol(HttpToolsProtocol):
     # Called by uvicorn's server on SIGTERM (or SIGINT), for every open connection.
     def shutdown(self) -> None:
         self.draining = True
+        if self.lingering or self.transport.is_closing():
+            return  # already on its way out
         if self._idle():
             if not self.head_started:  # else the header timer decides
                 self._close_later(self.limits.drain_idle_s, self._drain_idle_expired)

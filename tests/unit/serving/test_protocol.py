@@ -171,6 +171,21 @@ def test_a_head_not_complete_in_time_gets_408_and_a_clean_close(sent: bytes, ans
     run(test)
 
 
+def test_a_connection_already_closing_at_shutdown_keeps_its_linger_timer() -> None:
+    async def test() -> None:
+        protocol, transport = connect(ConnectionLimits(SOON, drain_idle_s=NEVER, linger_s=NEVER))
+        await settle()
+        assert transport.half_closed()  # the header timeout: lingering
+        linger = protocol.close_timer
+        protocol.shutdown()
+        assert protocol.close_timer is linger
+        assert linger is not None
+        assert not linger.cancelled()
+        protocol.connection_lost(None)
+
+    run(test)
+
+
 def test_the_header_timer_stops_at_a_complete_head_and_restarts_after_each_answer() -> None:
     async def test() -> None:
         protocol, _ = connect(ConnectionLimits(header_timeout_s=NEVER))

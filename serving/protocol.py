@@ -46,6 +46,25 @@ BUSY = (
 )
 
 
+class Tally:
+    """Counts an event of every connection in the process, logged at WARNING with the count
+    at most every WARN_EVERY_S (an attack would otherwise log a line per connection)."""
+
+    def __init__(self, message: str) -> None:
+        self.message, self.count, self.logged_at = message, 0, float("-inf")
+
+    def add(self, *args: object) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.logged_at >= WARN_EVERY_S:
+            self.logged_at = now
+            log.warning("%s (%d so far)", self.message % args, self.count)
+
+
+REFUSED = Tally("connections beyond server.max_connections (%d) answered 503 and closed")
+DROPPED = Tally("connections that sent more after the service closed them (dropped unread)")
+
+
 @dataclass(frozen=True)
 class ConnectionLimits:
     header_timeout_s: float = 10.0
@@ -58,13 +77,12 @@ class DrainingProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol; `limits` is set by `protocol_class`."""
 
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
-    _refused: ClassVar[int] = 0
-    _warned_at: ClassVar[float] = float("-inf")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.draining = False
         self.lingering = False  # FIN sent: what arrives now is read and dropped
+        self.dropped = False  # something arrived while lingering
         self.head_started = False  # bytes of a request head arrived, the head is not complete
         self.head_timer: asyncio.TimerHandle | None = None
         self.close_timer: asyncio.TimerHandle | None = None  # the drain's or the linger's
@@ -85,7 +103,9 @@ class DrainingProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self.lingering:
-            log.debug("dropped %d bytes received after closing", len(data))
+            if not self.dropped:
+                self.dropped = True
+                DROPPED.add()
             return
         super().data_received(data)
 
@@ -161,17 +181,7 @@ class DrainingProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         """Beyond `max_connections`: 503 and close, holding no descriptor for long."""
-        DrainingProtocol._refused += 1
-        now = time.monotonic()
-        if now - DrainingProtocol._warned_at >= WARN_EVERY_S:
-            DrainingProtocol._warned_at = now
-            log.warning(
-                "connection refused with 503: %d open, server.max_connections is %d "
-                "(%d refused so far)",
-                len(self.connections) - 1,
-                self.limits.max_connections,
-                DrainingProtocol._refused,
-            )
+        REFUSED.add(self.limits.max_connections)
         self.transport.write(BUSY)
         self.transport.close()
 

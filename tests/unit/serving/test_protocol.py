@@ -20,7 +20,14 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from serving.protocol import ConnectionLimits, DrainingProtocol, protocol_class, server_options
+from serving.protocol import (
+    DROPPED,
+    REFUSED,
+    ConnectionLimits,
+    DrainingProtocol,
+    protocol_class,
+    server_options,
+)
 from serving.settings import Server
 
 REQUEST = b"GET /x HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -117,9 +124,12 @@ def test_a_quiet_connection_at_shutdown_is_half_closed_reads_on_then_closes() ->
         protocol.shutdown()
         await settle()
         assert transport.half_closed()
+        dropped = DROPPED.count
         protocol.data_received(REQUEST)  # too late to answer: read and dropped
+        protocol.data_received(REQUEST)
         await settle()
         assert transport.written == b""
+        assert DROPPED.count == dropped + 1  # counted once a connection
         assert protocol.eof_received() is None  # uvicorn's: the transport closes on EOF
 
     run(test)
@@ -205,10 +215,12 @@ def test_the_header_timer_stops_at_a_complete_head_and_restarts_after_each_answe
 def test_a_connection_beyond_max_connections_is_answered_503_and_closed() -> None:
     async def test() -> None:
         state = ServerState()
+        refused = REFUSED.count
         first, _ = connect(ConnectionLimits(max_connections=1), state)
         _, transport = connect(ConnectionLimits(max_connections=1), state)
         assert transport.written.startswith(b"HTTP/1.1 503")
         assert transport.closed
+        assert REFUSED.count == refused + 1
         first.connection_lost(None)
 
     run(test)

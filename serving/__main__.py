@@ -76,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if server.workers == 1:
         import uvicorn
 
+        from serving.protocol import server_options
+
         uvicorn.run(
             APP,
             factory=True,
@@ -84,11 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level="warning",
             access_log=False,  # a line per scored transaction; /metrics counts requests
             timeout_graceful_shutdown=GRACEFUL_S,
+            **server_options(server),  # the drain and the slow-client limits (ADR 0007)
         )
         return 0
     from serving.gunicorn_app import serve
 
-    return serve(server.host, server.port, server.workers, GRACEFUL_S)
+    return serve(server, GRACEFUL_S)
 
 
 def _port_free(host: str, port: int) -> bool:

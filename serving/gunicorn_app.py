@@ -21,6 +21,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.errors import HaltServer
 from uvicorn_worker import UvicornWorker
 
+from serving.protocol import server_options
+from serving.settings import Server
+
 log = logging.getLogger(__name__)
 
 WORKER_CLASS = "serving.gunicorn_app.Worker"
@@ -29,16 +32,23 @@ PARENT_CHECK_S = 1.0
 
 class Worker(UvicornWorker):  # type: ignore[misc]
     """uvicorn's worker class, configured the way its documentation shows (CONFIG_KWARGS):
-    no access log (a line per scored transaction; /metrics counts requests)."""
+    no access log (a line per scored transaction; /metrics counts requests). The protocol
+    and connection limits one uvicorn process runs with (serving/protocol.py) are set on
+    the uvicorn Config it built, before its server loads it."""
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {**UvicornWorker.CONFIG_KWARGS, "access_log": False}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for key, value in server_options(self.app.server).items():
+            setattr(self.config, key, value)
 
 
 class ScoringService(BaseApplication):  # type: ignore[misc]
     """gunicorn configured from our settings, not from its command line."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
+    def __init__(self, options: dict[str, Any], server: Server) -> None:
+        self.options, self.server = options, server
         super().__init__()
 
     def load_config(self) -> None:
@@ -51,15 +61,16 @@ class ScoringService(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def serve(host: str, port: int, workers: int, graceful_s: float) -> int:
-    """Run `workers` processes on `host:port` until SIGTERM or SIGINT; gunicorn's exit
-    status (0, or 3 when a worker could not start)."""
+def serve(server: Server, graceful_s: float) -> int:
+    """Run `server.workers` processes on `server.host:server.port` until SIGTERM or SIGINT;
+    gunicorn's exit status (0, or 3 when a worker could not start)."""
     # Each worker writes its samples here and /metrics adds them up (serving/metrics.py).
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fraudops-prom-"))
+    host, port = server.host, server.port
     bind = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
     options = {
         "bind": [bind],
-        "workers": workers,
+        "workers": server.workers,
         "worker_class": WORKER_CLASS,
         "graceful_timeout": graceful_s,
         "timeout": 60,  # a worker silent this long (a blocked event loop) is replaced
@@ -69,7 +80,7 @@ def serve(host: str, port: int, workers: int, graceful_s: float) -> int:
         "post_fork": post_fork,
     }
     try:
-        ScoringService(options).run()
+        ScoringService(options, server).run()
     except SystemExit as exc:  # the arbiter exits through sys.exit
         return int(exc.code or 0)
     except HaltServer as exc:  # a second worker failed to boot while the arbiter halted

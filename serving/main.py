@@ -18,10 +18,12 @@ from serving.features import windows
 from serving.metrics import exposition, make_metrics
 from serving.middleware import LimitBody, RecordMetrics
 from serving.model import ModelHolder, Poller
+from serving.ratelimit import TokenBucket
 from serving.routes import admin, health, labels, model, score
 from serving.scoring import Scorer
 from serving.settings import Settings, load_settings
 from serving.store import open_store
+from serving.timeouts import BodyTimeout
 from serving.tuning import freeze_heap, prepare_worker
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (score.router, labels.router, model.router, health.router):
         app.include_router(router)
     if settings.admin_token is not None:
+        limits = settings.limits
+        app.state.admin_bucket = TokenBucket(limits.admin_burst, limits.admin_per_minute / 60)
         app.include_router(admin.router)
 
     @app.get("/metrics", include_in_schema=False)
@@ -105,5 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     add_exception_handlers(app)
     app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes)
+    # Outside LimitBody, which reads a chunked body itself; inside RecordMetrics (counts 408s).
+    app.add_middleware(BodyTimeout, timeout_s=settings.server.body_timeout_s)
     app.add_middleware(RecordMetrics, metrics=metrics)  # outermost: counts the 413s too
     return app

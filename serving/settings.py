@@ -51,6 +51,11 @@ class Server(_Section):
     workers: int = Field(ge=1, le=64)
     # Binding beyond loopback exposes an unauthenticated scoring API: say so explicitly.
     allow_remote: bool = False
+    # Slow and idle clients, and the drain at SIGTERM (serving/protocol.py, ADR 0007).
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    body_timeout_s: float = Field(10.0, gt=0, le=300)
+    max_connections: int = Field(512, ge=1, le=100_000)
+    drain_idle_s: float = Field(1.0, gt=0, le=30)
 
     @model_validator(mode="after")
     def _remote_needs_opt_in(self) -> Server:
@@ -73,6 +78,9 @@ class Limits(_Section):
     # A transaction dated more than this after the newest one the store holds is refused
     # (422): one far-future event would otherwise set "now" for every window. None: no limit.
     max_ahead_days: float | None = Field(ge=0)
+    # /admin/*, per client address and worker (serving/ratelimit.py).
+    admin_burst: int = Field(5, ge=1, le=1000)
+    admin_per_minute: float = Field(6.0, gt=0, le=60_000)
 
 
 class OnlineStore(_Section):

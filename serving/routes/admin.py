@@ -1,4 +1,5 @@
-"""POST /admin/reload: follow the alias now (bearer token; mounted only when one is set)."""
+"""POST /admin/reload: follow the alias now (bearer token; mounted only when one is set;
+rate limited per client, wrong tokens included: serving/ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serving.deps import ScorerDep, SettingsDep
+from serving.ratelimit import limit_admin
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+# The limit first: it counts every attempt, before the token is checked.
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(limit_admin)],
+    responses={429: {"description": "too many requests from this client (Retry-After)"}},
+)
 bearer = HTTPBearer(auto_error=False)
 
 

@@ -22,13 +22,17 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from pipelines.errors import FraudOpsError
+
+RED_AFTER_FAILURE_S = 5.0  # /ready stays red at least this long after a failed write
+PROBE_BYTES = 64 * 1024  # what the probe writes to tell a disk with room from a full one
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +93,38 @@ class CaptureLog:
     `append` hands the line to the kernel (`os.write` on an O_APPEND descriptor) and returns:
     from then on the line survives a crash of this process, kill -9 included. A background
     thread fsyncs every `fsync_interval_s` (power cuts are the disk's business, within that
-    interval). A failed write raises `CaptureError` and marks the log unwritable (`error`,
-    shown by /ready) until a write, or the background thread's probe, succeeds again. A
-    record that cannot be encoded is kept aside in `<dir>/rejected/`, with its reason.
+    interval), outside the lock appends take. A failed write or fsync raises or records the
+    failure (`on_failure` counts it) and marks the log unwritable (`error`, shown by
+    /ready): after a failed write, until a request's write succeeds or, at least
+    `RED_AFTER_FAILURE_S` later, the thread's probe (`PROBE_BYTES` written and flushed next
+    to the log); after a failed fsync, until an fsync succeeds. A record that cannot be encoded is kept aside in
+    `<dir>/rejected/`, with its reason.
     """
 
-    def __init__(self, directory: Path, fsync_interval_s: float) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        fsync_interval_s: float,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
         self._dir = directory
         self._interval = fsync_interval_s
+        self._on_failure = on_failure
         self._lock = threading.Lock()  # one writer at a time per process (thread pool)
         self._file: tuple[Path, int] | None = None  # the file being appended to, its fd
         self._dirty = False  # written since the last fsync
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._sync_loop, name=f"sync-{directory.name}")
         self._thread.daemon = True
-        self.error: str | None = None  # why the last write failed; None when writable
+        self._write_error: tuple[float, str] | None = None  # (when, why) the last write failed
+        self._sync_error: str | None = None  # why the last fsync failed
         self.written = 0  # lines
         self.kept_aside = 0  # records written to rejected/ instead
+
+    @property
+    def error(self) -> str | None:
+        """Why the log cannot be trusted now; None when it can."""
+        return self._sync_error or (self._write_error[1] if self._write_error else None)
 
     def start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -122,11 +141,13 @@ class CaptureLog:
                     view = view[os.write(fd, view) :]
             except OSError as exc:
                 self._close()
-                self.error = f"capture log {path}: {exc.strerror or exc}"
-                log.error("%s", self.error)
-                raise CaptureError(self.error) from exc
+                reason = f"capture log {path}: {exc.strerror or exc}"
+                self._write_error = (time.monotonic(), reason)
+                log.error("%s", reason)
+                self._on_failure()
+                raise CaptureError(reason) from exc
             self._dirty = True
-            self.error = None
+            self._write_error = None
             self.written += 1
 
     def append_records(self, records: list[dict[str, Any]]) -> None:
@@ -149,6 +170,7 @@ class CaptureLog:
             with path.open("ab") as handle:
                 handle.write(line)
         except OSError as exc:
+            self._on_failure()
             raise CaptureError(f"capture log {path}: {exc.strerror or exc}") from exc
         with self._lock:
             self.kept_aside += 1
@@ -159,18 +181,19 @@ class CaptureLog:
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._sync()
         with self._lock:
-            self._sync()
             self._close()
 
     def _fd(self, path: Path) -> int:
         """The descriptor of `path`, kept open between writes (a new day, or the file
-        removed by someone else: a new file)."""
+        removed by someone else: a new file). Called with the lock held."""
         if self._file is not None and (
             self._file[0] != path or os.fstat(self._file[1]).st_nlink == 0
         ):
-            self._sync()
-            self._close()
+            old = self._file[1]
+            self._file = None
+            _fsync_and_close(old)
         if self._file is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -179,29 +202,46 @@ class CaptureLog:
 
     def _sync_loop(self) -> None:
         while not self._stopping.wait(self._interval):
-            with self._lock:
-                self._sync()
-                if self.error is not None:
-                    self._probe()
+            self._sync()
+            failed = self._write_error
+            if failed is not None and time.monotonic() - failed[0] >= RED_AFTER_FAILURE_S:
+                self._probe()
 
     def _sync(self) -> None:
-        if self._file is not None and self._dirty:
-            try:
-                os.fsync(self._file[1])
-                self._dirty = False
-            except OSError as exc:
-                self.error = f"capture log {self._file[0]}: fsync: {exc.strerror or exc}"
-                log.error("%s", self.error)
-                self._close()
+        """Fsync what was written, on a duplicate of the descriptor and outside the lock:
+        an append never waits for the disk to flush."""
+        with self._lock:
+            if self._file is None or not self._dirty:
+                return
+            path, fd = self._file[0], os.dup(self._file[1])
+            self._dirty = False
+        try:
+            os.fsync(fd)
+            self._sync_error = None
+        except OSError as exc:
+            self._sync_error = f"capture log {path}: fsync: {exc.strerror or exc}"
+            log.error("%s", self._sync_error)
+            self._on_failure()
+        finally:
+            os.close(fd)
 
     def _probe(self) -> None:
-        """After a failure: writable again when today's file opens (the next write says
-        for sure)."""
+        """After a failed write: writable again when a probe of `PROBE_BYTES` can be written
+        and flushed next to the log (a file that merely opens proves nothing on a full
+        disk)."""
+        probe = self._dir / f".probe-{os.getpid()}"
         try:
-            self._fd(_today(self._dir))
-            self.error = None
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            with probe.open("wb") as handle:
+                handle.write(b"\0" * PROBE_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
         except OSError as exc:
-            self.error = f"capture log {self._dir}: {exc.strerror or exc}"
+            self._write_error = (time.monotonic(), f"capture log {self._dir}: {exc.strerror}")
+            return
+        finally:
+            probe.unlink(missing_ok=True)
+        self._write_error = None
 
     def _close(self) -> None:
         if self._file is not None:
@@ -210,6 +250,15 @@ class CaptureLog:
             except OSError as exc:
                 log.error("capture: closing %s: %s", self._file[0], exc)
             self._file = None
+
+
+def _fsync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        log.error("capture: fsync of the previous file failed: %s", exc)
+    finally:
+        os.close(fd)
 
 
 def _today(directory: Path) -> Path:

@@ -59,8 +59,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     log.info("online store (%s): %d events seeded", settings.online_store.backend, seeded)
     cap = settings.capture
-    capture = CaptureLog(cap.dir, cap.fsync_interval_s)
-    label_log = CaptureLog(cap.dir / "labels", cap.fsync_interval_s)
+    failed = app.state.metrics.capture_failures.inc
+    capture = CaptureLog(cap.dir, cap.fsync_interval_s, failed)
+    label_log = CaptureLog(cap.dir / "labels", cap.fsync_interval_s, failed)
     capture.start()
     label_log.start()
     poller = Poller(holder, settings.model.poll_interval_s)

@@ -86,7 +86,8 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         capture_failures=Counter(
             "fraudops_capture_failures_total",
-            "Requests refused (503) because their capture could not be written",
+            "Failed writes or fsyncs of the capture and label logs (a failed write: its "
+            "request was refused with 503)",
             registry=reg,
         ),
         replays=Counter(

@@ -9,6 +9,7 @@ all the features need, and far less to move.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,11 @@ class StoreNotSeededError(StoreUnavailableError):
     """The store lost its seed (a Redis restarted empty): it is being re-seeded."""
 
 
+def now_us() -> int:
+    """The current time in microseconds since the epoch (the skew limit's other reference)."""
+    return time.time_ns() // 1000
+
+
 class Store(Protocol):
     """What the scoring service needs from an online store."""
 
@@ -200,15 +206,17 @@ class Store(Protocol):
 
         1. A known id with a different payload (customer, terminal, time, amount): raise
            `ConflictError` naming every such id; nothing is written.
-        2. With `max_ahead_us`, an event dated after (newest event the store holds) +
-           `max_ahead_us`: raise `TooFarAheadError`; nothing is written. (An empty store
-           has no newest event: nothing is too far ahead.)
+        2. With `max_ahead_us`, an unknown event dated after `reference + max_ahead_us`,
+           the reference being the later of the newest event the store holds and the
+           current time (`now_us()`): raise `TooFarAheadError`; nothing is written. The
+           current time keeps a store whose traffic paused for longer than the limit from
+           refusing everything after the pause.
         3. Add the unknown events, all before any window is read (as `add_and_read`).
         4. The unknown events and the known ones without an answer (seeded, or a first
            attempt that never finished) are scored now: `fresh(rows, aggregates)`.
         5. Keep their answers; a known event with an answer gets that answer back
            (`replayed`) and changes nothing.
-        No call may remove events that the windows of the newest event still reach.
+        No call may remove an event because another event is dated far ahead of it.
         Raises `StoreUnavailableError` when the store cannot be reached or lost its seed.
         """
         ...

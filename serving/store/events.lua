@@ -2,7 +2,8 @@
 -- ARGV: prefix, n, option, option, kc, kc (lo, hi) customer windows, kt, kt terminal windows,
 -- then n events (txid, customer, terminal, ts, amount, fraud). A window is (t - lo, t - hi].
 -- Keys: p:tx txid -> payload, p:c:<customer> and p:t:<terminal> (sorted sets by time),
--- p:f fraud labels, p:newest the newest event time (the watermark), p:seed the seed marker.
+-- p:f fraud labels, p:newest the newest event time, p:seed the seed marker. After the
+-- windows: the number of events kept per customer and terminal, then the events.
 local p, n = ARGV[1], tonumber(ARGV[2])
 local function windows(at)
   local k, w = tonumber(ARGV[at]), {}
@@ -10,7 +11,10 @@ local function windows(at)
   return w, at + 2 * k + 1
 end
 local cw, next_at = windows(5)
-local tw, first = windows(next_at)
+local tw, keep_at = windows(next_at)
+-- At most this many events per customer and terminal: memory stays bounded, and no event's
+-- date can make another one go (a count, not a time, decides what is dropped).
+local keep, first = tonumber(ARGV[keep_at]), keep_at + 1
 local function reach(w) local lo, hi = 0, math.huge
   for j = 1, #w do lo = math.max(lo, w[j][1]); hi = math.min(hi, w[j][2]) end
   return lo, hi end
@@ -21,21 +25,21 @@ local function us(x) return string.format('%.0f', x) end
 -- What a retry must resend: terminal, customer, time and the exact amount text.
 local function payload(k) local i = first + (k - 1) * 6
   return ARGV[i+2] .. ':' .. ARGV[i+1] .. ':' .. ARGV[i+3] .. ':' .. ARGV[i+4] end
--- The newest event time before this call. Pruning is relative to it, never to a new event:
--- an event dated years ahead cannot erase the history of its customer and terminal.
+-- The newest event time before this call (the skew limit's reference, with the clock).
 local newest = tonumber(redis.call('GET', p .. ':newest'))
 local latest = newest
 
--- Add event k unless its id is known; prune: keep two reaches before the watermark.
+-- Add event k unless its id is known; prune: keep the `keep` latest events of its
+-- customer and of its terminal.
 local function add(k, prune)
   local tid, cid, term, ts, amount, fraud = ev(k)
   if redis.call('HSETNX', p .. ':tx', tid, payload(k)) == 0 then return end
   redis.call('ZADD', p .. ':c:' .. cid, ts, tid .. ':' .. amount)
   redis.call('ZADD', p .. ':t:' .. term, ts, tid)
   if fraud == '1' then redis.call('HSET', p .. ':f', tid, '1') end
-  if prune and newest then
-    redis.call('ZREMRANGEBYSCORE', p .. ':c:' .. cid, '-inf', '(' .. us(newest - 2 * creach))
-    redis.call('ZREMRANGEBYSCORE', p .. ':t:' .. term, '-inf', '(' .. us(newest - 2 * tfrom))
+  if prune then
+    redis.call('ZREMRANGEBYRANK', p .. ':c:' .. cid, 0, -(keep + 1))
+    redis.call('ZREMRANGEBYRANK', p .. ':t:' .. term, 0, -(keep + 1))
   end
   if not latest or ts > latest then latest = ts end
 end

@@ -1,6 +1,9 @@
 -- Set fraud labels by transaction id; labels of unknown ids are kept aside.
+-- ARGV: prefix, '1' when the seed marker must exist (else 'unseeded', nothing written),
+-- then (txid, fraud) pairs.
 local p, matched = ARGV[1], 0
-for i = 2, #ARGV, 2 do
+if ARGV[2] == '1' and redis.call('EXISTS', p .. ':seed') == 0 then return 'unseeded' end
+for i = 3, #ARGV, 2 do
   local tid, fraud = ARGV[i], ARGV[i + 1]
   if redis.call('HEXISTS', p .. ':tx', tid) == 1 then
     matched = matched + 1

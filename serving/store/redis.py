@@ -2,10 +2,12 @@
 
 Per customer a sorted set of `txid:amount` by time; per terminal a sorted set of txids by
 time; a hash txid -> payload (idempotence, conflicts and label matching), a hash of fraud
-labels, a hash txid -> first answer, the newest event time (the watermark) and the seed
-marker. One Lua script adds a batch and aggregates its windows atomically, in one round
-trip: only counts and sums travel back. `score` is two script calls: steps 1-4 of the
-contract, then (after the caller scored and captured) the answers, first one kept.
+labels, a hash txid -> first answer, the newest event time and the seed marker. Each sorted
+set keeps its `KEEP_EVENTS` latest events; the hashes of ids, answers and labels are not
+pruned (memory grows with the transactions scored: give Redis a `maxmemory` and watch it).
+One Lua script adds a batch and aggregates its windows atomically, in one round trip: only
+counts and sums travel back. `score` is two script calls: steps 1-4 of the contract, then
+(after the caller scored and captured) the answers, first one kept.
 
 Faults. Every Redis error leaves as `StoreUnavailableError` (socket and connect timeouts
 are `timeout_s`; one immediate retry, on a broken connection only). A Redis that lost its
@@ -46,6 +48,7 @@ from serving.store import (
     StoreUnavailableError,
     TooFarAheadError,
     Windows,
+    now_us,
 )
 from serving.store.reseed import Reseeder
 
@@ -53,6 +56,11 @@ PREFIX = "fraudops"
 SCRIPTS = Path(__file__).parent
 EMPTY = b"empty"  # the seed marker when there was nothing to seed: an emptied Redis shows
 CHECK_TTL_S = 0.5  # /ready may be polled often: one round trip per half second at most
+RED_AFTER_FAILURE_S = 5.0  # /ready stays red this long after a failed call
+# Events kept per customer and per terminal (the oldest go first): bounded memory without a
+# time reference that one far-dated event could move. 100,000 is ~270 a day over the
+# default reach of 37 days, for the busiest terminal; a customer is far below it.
+KEEP_EVENTS = 100_000
 log = logging.getLogger(__name__)
 
 
@@ -91,6 +99,7 @@ class RedisStore:
         self._spec: list[Any] = []
         for w in (windows.customer, windows.terminal):
             self._spec += [len(w), *(x for pair in w for x in pair)]
+        self._spec.append(KEEP_EVENTS)
         # The client is thread-safe: each call takes a connection from its pool (one per
         # thread at most, so the pool is as large as the thread pool calling the store).
         # Retry once at once on a broken connection (a pooled one after a restart), never on
@@ -112,6 +121,7 @@ class RedisStore:
         self._seed_dir: Path | None = None  # set by seed(): from then on the marker must exist
         self._reseeder = Reseeder(self._r, prefix, self._marker, self._load)
         self._checked = threading.Lock()
+        self._error: tuple[float, str | None] = (float("-inf"), None)  # last failed call
         self._check_at, self._check_reason = -CHECK_TTL_S, cast(str | None, None)
 
     @contextmanager
@@ -124,6 +134,7 @@ class RedisStore:
             self._check_at = -CHECK_TTL_S
             if not isinstance(exc, redis.ConnectionError | redis.TimeoutError):
                 log.warning("online store error: %s", exc)  # a refusal, not an outage: visible
+            self._error = (time.monotonic(), _reason(exc))
             raise StoreUnavailableError(_reason(exc)) from exc
 
     def seed(self, seed_dir: Path, chunk: int = 2000) -> int:
@@ -177,7 +188,7 @@ class RedisStore:
 
     def score(self, events: Events, fresh: Fresh, max_ahead_us: int | None) -> Outcome:
         n = len(events)
-        skew = "" if max_ahead_us is None else int(max_ahead_us)
+        skew = "" if max_ahead_us is None else f"{int(max_ahead_us)}:{now_us()}"
         seeded = int(self._seed_dir is not None)
         args = [self._p, n, skew, seeded, *self._spec, *_args(events.rows())]
         with self._reachable():
@@ -196,9 +207,10 @@ class RedisStore:
             assert len(new) == len(at), "fresh must answer every row it was given"
             probability[at], is_fraud[at], version[at] = new.probability, new.is_fraud, new.version
             for i, kept in zip(todo, self._keep(events.transaction_id[at], new), strict=True):
-                if kept:  # answered meanwhile (another replica): that answer stands
+                mine = (probability[i], is_fraud[i], version[i])
+                if kept and _decode(kept) != mine:  # answered meanwhile: that answer stands
                     probability[i], is_fraud[i], version[i] = _decode(kept)
-                    replayed[i] = True
+                    replayed[i] = True  # (the same answer: our own, kept by a retried call)
         return Outcome(Answers(probability, is_fraud, version), replayed)
 
     def _refusals(self, raw: Any) -> list[Any]:
@@ -236,7 +248,11 @@ class RedisStore:
                 self._check_at = time.monotonic()
             finally:
                 self._checked.release()
-        return self._check_reason
+        # A call that failed lately (out of memory, read-only): red for a while, even when
+        # the probe itself gets through.
+        at, failed = self._error
+        recent = failed if time.monotonic() - at < RED_AFTER_FAILURE_S else None
+        return self._check_reason or recent
 
     def _probe(self) -> str | None:
         try:
@@ -250,8 +266,12 @@ class RedisStore:
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
         flat = [x for pair in labels for x in pair]
+        seeded = int(self._seed_dir is not None)
         with self._reachable():
-            matched = int(self._label(args=[self._p, *flat]))
+            got = self._label(args=[self._p, seeded, *flat])
+        if got == b"unseeded":  # labels for an emptied store would be kept aside, never used
+            self._unseeded()
+        matched = int(got)
         return matched, len(labels) - matched
 
     def close(self) -> None:

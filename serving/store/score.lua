@@ -1,6 +1,7 @@
 -- Steps 1 to 4 of Store.score, atomically: conflicts, skew, add the unknown events, then per
 -- event its answer ({0, answer}) or its windows to score it now ({1, aggregates...}).
--- Options: ARGV[3] the allowed skew in microseconds ('' for none); ARGV[4] '1' when the seed
+-- Options: ARGV[3] 'skew:now' in microseconds ('' for none: an event may be dated after
+-- max(newest, now) + skew at most); ARGV[4] '1' when the seed
 -- marker must exist. Refusals write nothing: 'unseeded', {'conflict', ids...},
 -- {'ahead', limit, ids...}.
 if ARGV[4] == '1' and redis.call('EXISTS', p .. ':seed') == 0 then return 'unseeded' end
@@ -15,12 +16,13 @@ for k = 1, n do
   end
 end
 if #conflicts > 1 then return conflicts end
-local skew = tonumber(ARGV[3])
-if skew and newest then
-  local ahead = {'ahead', us(newest + skew)}
+local skew, now = string.match(ARGV[3], '^(%d+):(%d+)$')
+if skew then
+  local limit = math.max(newest or 0, tonumber(now)) + tonumber(skew)
+  local ahead = {'ahead', us(limit)}
   for k = 1, n do
     local tid, _, _, ts = ev(k)
-    if not known[k] and ts > newest + skew then ahead[#ahead + 1] = tid end
+    if not known[k] and ts > limit then ahead[#ahead + 1] = tid end
   end
   if #ahead > 2 then return ahead end
 end

@@ -30,6 +30,7 @@ from serving.store import (
     StoreUnavailableError,
     TooFarAheadError,
     Windows,
+    now_us,
 )
 from serving.store import timelines as tl
 from serving.store.windows import Timelines, aggregate
@@ -87,6 +88,10 @@ KEEP = 2
 
 CHECKPOINT_EVERY_S = 1.0
 BUSY_TIMEOUT_S = 30.0
+# A request waits at most this long for another process's write (it waits on the event
+# loop: a seed or an operator's shell holding the lock must not stall the worker); then 503.
+REQUEST_WAIT_S = 2.0
+RED_AFTER_FAILURE_S = 5.0  # /ready stays red this long after a failed call
 RETRY_FIRST_S, RETRY_MAX_S = 0.0001, 0.002  # waits between tries for the write lock
 FEW = 8  # up to this many events, aggregate queries on the events table beat timelines
 COMPACT_MAX = 500  # timelines compacted per kind and round at most (bounded background work)
@@ -117,6 +122,7 @@ class SQLiteStore:
             tl.TERMINALS: _aggregate_sql(tl.TERMINALS, windows.terminal),
         }
         self._local = threading.local()
+        self._error: tuple[float, str | None] = (float("-inf"), None)  # (when, why)
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._db.executescript(SCHEMA)
@@ -179,8 +185,9 @@ class SQLiteStore:
                 self._all.append(db)
         return db
 
-    def _begin(self) -> None:
-        """BEGIN IMMEDIATE, retried every ~0.1 ms while another process writes.
+    def _begin(self, wait_s: float) -> None:
+        """BEGIN IMMEDIATE, retried every ~0.1 ms while another process writes, for at most
+        `wait_s`.
 
         SQLite's own busy handler sleeps 1, 2, 5, ... ms between tries: far longer than a
         write here lasts, so under concurrent writers it would set the tail latency.
@@ -188,20 +195,35 @@ class SQLiteStore:
         db = self._db
         db.execute("PRAGMA busy_timeout = 0")
         try:
-            _while_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+            _while_locked(lambda: db.execute("BEGIN IMMEDIATE"), wait_s)
         finally:
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
-    def _write(self, work: Callable[[], T]) -> T:
+    def _write(self, work: Callable[[], T], wait_s: float = BUSY_TIMEOUT_S) -> T:
         """Run `work` in one write transaction (other writers wait; readers never do)."""
-        self._begin()
+        self._begin(wait_s)
+        db = self._db
         try:
             result = work()
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._roll_back(db)
             raise
         return result
+
+    def _roll_back(self, db: sqlite3.Connection) -> None:
+        """Undo the open transaction, if SQLite has not already (a full disk, an I/O error);
+        a connection that cannot roll back is closed, so it holds no write lock."""
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error("online store %s: rollback failed (%s): connection closed", self._path, exc)
+            self._local.db = None
+            with self._guard:
+                if db in self._all:
+                    self._all.remove(db)
+            db.close()
 
     def _create_indexes(self) -> None:
         for name, columns in INDEXES.items():
@@ -269,9 +291,11 @@ class SQLiteStore:
         """One write transaction: check, add, score (`fresh`), keep the answers. When
         anything raises, the transaction is rolled back: nothing of the call is kept."""
         try:
-            return self._write(lambda: self._score(events, fresh, max_ahead_us))
-        except sqlite3.OperationalError as exc:  # disk full, I/O error, locked for 30 s
-            raise StoreUnavailableError(f"online store {self._path}: {exc}") from exc
+            return self._write(
+                lambda: self._score(events, fresh, max_ahead_us), wait_s=REQUEST_WAIT_S
+            )
+        except sqlite3.Error as exc:  # disk full, I/O error, corrupt file, locked too long
+            raise self._failed(exc) from exc
 
     def _score(self, events: Events, fresh: Fresh, max_ahead_us: int | None) -> Outcome:
         n = len(events)
@@ -301,10 +325,11 @@ class SQLiteStore:
         if conflicts:
             raise ConflictError(sorted(conflicts))
         newest = self._newest()
-        if max_ahead_us is not None and newest is not None:
-            ahead = np.flatnonzero(~known & (events.ts_us > newest + max_ahead_us))
+        if max_ahead_us is not None:
+            limit = max(newest or 0, now_us()) + max_ahead_us
+            ahead = np.flatnonzero(~known & (events.ts_us > limit))
             if ahead.size:
-                raise TooFarAheadError(events.transaction_id[ahead].tolist(), newest + max_ahead_us)
+                raise TooFarAheadError(events.transaction_id[ahead].tolist(), limit)
         new = ~known
         if new.any():
             self._add(events, new)
@@ -342,7 +367,10 @@ class SQLiteStore:
         return int(value)
 
     def check(self) -> str | None:
-        return None  # a local file: a failing call answers 503 with its reason
+        """The last failure's reason for `RED_AFTER_FAILURE_S` after it (a local file has no
+        outage to probe for: its calls fail, and say why)."""
+        at, reason = self._error
+        return reason if time.monotonic() - at < RED_AFTER_FAILURE_S else None
 
     def _add(self, events: Events, new: NDArray[np.bool_]) -> None:
         added = [
@@ -440,9 +468,16 @@ class SQLiteStore:
 
     def label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
         try:
-            return self._write(lambda: self._label(labels))
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"online store {self._path}: {exc}") from exc
+            return self._write(lambda: self._label(labels), wait_s=REQUEST_WAIT_S)
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.Error) -> StoreUnavailableError:
+        """The error for the client (503), remembered for /ready a while."""
+        reason = f"online store {self._path}: {exc}"
+        log.error("%s", reason)
+        self._error = (time.monotonic(), reason)
+        return StoreUnavailableError(reason)
 
     def _label(self, labels: list[tuple[int, int]]) -> tuple[int, int]:
         matched, terminals = 0, set()
@@ -468,10 +503,10 @@ class SQLiteStore:
             self._all.clear()
 
 
-def _while_locked(attempt: Callable[[], object]) -> None:
+def _while_locked(attempt: Callable[[], object], wait_s: float = BUSY_TIMEOUT_S) -> None:
     """Run `attempt` until it does not fail with "database is locked": tries ~0.1 ms apart,
-    doubling to 2 ms, for at most BUSY_TIMEOUT_S."""
-    deadline, pause = time.monotonic() + BUSY_TIMEOUT_S, RETRY_FIRST_S
+    doubling to 2 ms, for at most `wait_s`."""
+    deadline, pause = time.monotonic() + wait_s, RETRY_FIRST_S
     while True:
         try:
             attempt()

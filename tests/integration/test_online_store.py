@@ -547,15 +547,42 @@ def test_a_known_id_with_another_payload_is_a_conflict_and_writes_nothing(
     assert probe.aggregates[0].customer_count[0].tolist() == [2, 2, 2]  # 5 and 6 never added
 
 
-def test_an_event_too_far_ahead_is_refused_and_writes_nothing(scoring: Store) -> None:
+def _clock(monkeypatch: pytest.MonkeyPatch, us: int) -> None:
+    """The stores' current time, as `us`."""
+    import serving.store.redis
+    import serving.store.sqlite
+
+    for module in (serving.store.sqlite, serving.store.redis):
+        monkeypatch.setattr(module, "now_us", lambda: us)
+
+
+def test_an_event_too_far_ahead_is_refused_and_writes_nothing(
+    scoring: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _clock(monkeypatch, T0)  # the clock at day 0: the newest event is the later reference
     fresh = _Fresh()
-    _score(scoring, [_event(1, 500)], fresh, max_ahead_us=DAY_US)  # empty store: nothing is ahead
+    _score(scoring, [_event(1, 500)], fresh, max_ahead_us=600 * DAY_US)
+    assert _score(scoring, [_event(9, 0)], fresh, max_ahead_us=DAY_US).replayed.tolist() == [False]
     with pytest.raises(TooFarAheadError) as caught:
         _score(scoring, [_event(2, 500.5), _event(3, 501.5)], fresh, max_ahead_us=DAY_US)
     assert caught.value.ids == [3]
     assert caught.value.limit_us == T0 + 501 * DAY_US
     _score(scoring, [_event(4, 501)], fresh, max_ahead_us=DAY_US)  # at the limit: allowed
     assert fresh.aggregates[-1].customer_count[0].tolist() == [1, 2, 2]  # 1 and 4: 2 never added
+
+
+def test_after_a_pause_longer_than_the_limit_the_clock_is_the_reference(
+    scoring: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Traffic stopped for 30 days (limit 7): the next transactions are within 7 days of
+    now, so they are taken; one dated past now + 7 days is still refused."""
+    fresh = _Fresh()
+    _clock(monkeypatch, T0)
+    _score(scoring, [_event(1, 0)], fresh, max_ahead_us=7 * DAY_US)
+    _clock(monkeypatch, T0 + 30 * DAY_US)
+    _score(scoring, [_event(2, 30)], fresh, max_ahead_us=7 * DAY_US)
+    with pytest.raises(TooFarAheadError):
+        _score(scoring, [_event(3, 38)], fresh, max_ahead_us=7 * DAY_US)
 
 
 def test_seeded_events_are_scored_when_first_asked_then_replayed(
@@ -613,16 +640,24 @@ def test_redis_answers_once_first_answer_wins(store: Store) -> None:
     assert out.answers.version.tolist() == [2]
 
 
-def test_redis_prunes_relative_to_the_newest_event_before_the_call(store: Store) -> None:
-    """Memory stays bounded: two reaches behind the watermark, from the next call on."""
+def test_redis_keeps_a_bounded_number_of_events_per_key(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory stays bounded by a count per customer and terminal, the oldest going first; no
+    event's date decides what goes (one far ahead once erased a customer's history)."""
     if type(store).__name__ != "RedisStore":
         pytest.skip("SQLite keeps every event in its events table")
+    import serving.store.redis
+
+    monkeypatch.setattr(store, "_spec", [*store._spec[:-1], 3])  # type: ignore[attr-defined]
     r = store._r  # type: ignore[attr-defined]
-    _add(store, [_event(1, 0), _event(2, 10)])
-    _add(store, [_event(3, 100)])  # the newest was day 10: nothing is two reaches behind it
+    _add(store, [_event(1, 0), _event(2, 10), _event(3, 5000)])  # one dated years ahead
     assert (r.zcard("fraudops:c:1"), r.zcard("fraudops:t:2")) == (3, 3)
-    _add(store, [_event(4, 100.5)])  # newest day 100: days 0 and 10 go (60 and 74 days)
-    assert (r.zcard("fraudops:c:1"), r.zcard("fraudops:t:2")) == (2, 2)
+    _add(store, [_event(4, 11)])
+    assert (r.zcard("fraudops:c:1"), r.zcard("fraudops:t:2")) == (3, 3)
+    kept = [m.split(b":")[0] for m in r.zrange("fraudops:c:1", 0, -1)]
+    assert kept == [b"2", b"4", b"3"]  # the oldest (day 0) went, not the history before day 5000
+    assert serving.store.redis.KEEP_EVENTS >= 10_000
 
 
 def _until(ok: Any, what: str, timeout: float = 20) -> None:

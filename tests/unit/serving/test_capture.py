@@ -93,3 +93,51 @@ def test_a_record_that_cannot_be_written_is_kept_aside_with_its_reason(tmp_path:
         assert log.kept_aside == 1
     finally:
         log.close()
+
+
+def test_after_a_failed_write_the_probe_clears_the_error_only_when_a_write_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import serving.capture
+
+    log = CaptureLog(tmp_path, fsync_interval_s=60)
+    log._write_error = (0.0, "capture log: No space left on device")
+    monkeypatch.setattr(serving.capture, "PROBE_BYTES", 1)
+    real_open = Path.open
+
+    def full(self: Path, *args: object, **kwargs: object) -> object:
+        if self.name.startswith(".probe"):
+            return real_open(Path("/dev/full"), "wb")
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", full)
+    log._probe()  # the disk is still full: still red
+    assert log.error is not None
+    assert "No space left" in log.error
+    monkeypatch.undo()
+    log._probe()
+    assert log.error is None
+    assert not list(tmp_path.glob(".probe*"))
+
+
+def test_a_failed_fsync_is_red_and_counted_until_an_fsync_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = []
+    log = CaptureLog(tmp_path, fsync_interval_s=60, on_failure=lambda: failures.append(1))
+    log.append(_line(0, 1))
+
+    def eio(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", eio)
+    log._sync()
+    assert log.error is not None
+    assert "fsync: Input/output error" in log.error
+    assert failures == [1]
+    monkeypatch.undo()
+    log.append(_line(1, 1))
+    assert log.error is not None  # a write does not prove the disk flushes
+    log._sync()
+    assert log.error is None
+    log.close()

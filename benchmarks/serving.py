@@ -119,21 +119,6 @@ def _transactions(path: Path, n: int, ordered: bool) -> Path:
     return path
 
 
-def _seen_until(url: str, when: dt.datetime) -> None:
-    """Score one transaction at `when`: the loads below send transactions of October 2018,
-    which the service takes only within `limits.max_ahead_days` of the newest it has seen."""
-    import httpx
-
-    tx = {
-        "transaction_id": 499 * 10**12,
-        "tx_datetime": when.isoformat(),
-        "customer_id": 0,
-        "terminal_id": 0,
-        "tx_amount": 1.0,
-    }
-    httpx.post(f"{url}/v1/score", json=tx, timeout=30).raise_for_status()
-
-
 def _in_process_p50(root: Path, env: dict[str, str]) -> float:
     out = subprocess.run(
         [sys.executable, "-c", IN_PROCESS],
@@ -216,7 +201,6 @@ def _measure(root: Path, tmp: Path, plan: Plan) -> Figures:
         server(_theirs(root, theirs), root, env, f"{v}/ping") as (pid_theirs, _),
     ):
         pids = [pid_ours, pid_theirs]
-        _seen_until(u, dt.datetime(2018, 10, 28, 23, 59))
         closed = _closed(plan, tmp, u, v, one_theirs, pids)
         settle(pids)
         floor = _floor(plan)

@@ -97,8 +97,8 @@ class CaptureLog:
     failure (`on_failure` counts it) and marks the log unwritable (`error`, shown by
     /ready): after a failed write, until a request's write succeeds or, at least
     `RED_AFTER_FAILURE_S` later, the thread's probe (`PROBE_BYTES` written and flushed next
-    to the log); after a failed fsync, until an fsync succeeds. A record that cannot be encoded is kept aside in
-    `<dir>/rejected/`, with its reason.
+    to the log); after a failed fsync, until an fsync succeeds. A record that cannot be
+    encoded is kept aside in `<dir>/rejected/`, with its reason.
     """
 
     def __init__(

@@ -76,10 +76,14 @@ UNKNOWN = "INSERT OR REPLACE INTO unknown_labels VALUES (?, ?)"
 KNOWN_ANSWERS = (
     "SELECT e.transaction_id, e.customer_id, e.terminal_id, e.ts_us, e.amount, "
     "a.probability, a.is_fraud, a.version FROM events e LEFT JOIN answers a "
-    "USING (transaction_id) WHERE e.transaction_id IN (SELECT value FROM json_each(?))"
+    "USING (transaction_id) WHERE e.transaction_id IN ({})"
 )
+IDS_JSON = "SELECT value FROM json_each(?)"
 ANSWER = "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?)"
 NEWEST = "newest_us"  # meta key: the time of the newest event held
+# The newest time is written when it moves by more than this (not on every request: a page
+# less per commit); the skew limit is then stricter by this much at most.
+NEWEST_STEP_US = 3_600 * 1_000_000
 TIMELINES_VERSION = "2"
 # Timelines keep twice the windows' reach: transactions up to one reach older than the
 # newest event seen are read from timelines (as Redis keeps them); older ones from the
@@ -306,10 +310,15 @@ class SQLiteStore:
         is_fraud = np.zeros(n, dtype=np.bool_)
         version = np.zeros(n, dtype=np.int64)
         conflicts = []
-        ids = tl.ids_json(events.transaction_id)
-        for tid, customer, terminal, ts, amount, p, flag, v in self._db.execute(
-            KNOWN_ANSWERS, (ids,)
-        ):
+        ids = events.transaction_id.tolist()
+        known_rows = (  # a few ids as parameters (json_each costs more than their parse)
+            self._db.execute(KNOWN_ANSWERS.format(", ".join("?" * n)), ids)
+            if n <= FEW
+            else self._db.execute(
+                KNOWN_ANSWERS.format(IDS_JSON), (tl.ids_json(events.transaction_id),)
+            )
+        )
+        for tid, customer, terminal, ts, amount, p, flag, v in known_rows:
             i = index[tid]
             known[i] = True
             same = (
@@ -334,7 +343,7 @@ class SQLiteStore:
         if new.any():
             self._add(events, new)
             latest = int(events.ts_us[new].max())
-            if newest is None or latest > newest:
+            if newest is None or latest > newest + NEWEST_STEP_US:
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (NEWEST, latest))
         todo = np.flatnonzero(~answered)
         if todo.size:

@@ -50,17 +50,20 @@ class LimitBody:
 
 
 async def _too_large(send: Send) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(TOO_LARGE)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": TOO_LARGE})
+    await send_json(send, 413, TOO_LARGE)
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Answer with a JSON `body` from a middleware, before (or instead of) the app."""
+    start = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _route_of(scope: Scope) -> str:

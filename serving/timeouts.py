@@ -13,6 +13,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.middleware import send_json
+
 log = logging.getLogger(__name__)
 
 TIMED_OUT = b'{"detail":"request body not received in time"}'
@@ -59,15 +61,4 @@ class BodyTimeout:
 
 
 async def _timed_out(send: Send) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 408,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(TIMED_OUT)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": TIMED_OUT})
+    await send_json(send, 408, TIMED_OUT, ((b"connection", b"close"),))

@@ -201,11 +201,18 @@ class CaptureLog:
         return self._file[1]
 
     def _sync_loop(self) -> None:
+        """Fsync every interval; this thread never dies: anything unexpected is logged and
+        makes the log red (an fsync that did not happen) until an fsync succeeds."""
         while not self._stopping.wait(self._interval):
-            self._sync()
-            failed = self._write_error
-            if failed is not None and time.monotonic() - failed[0] >= RED_AFTER_FAILURE_S:
-                self._probe()
+            try:
+                self._sync()
+                failed = self._write_error
+                if failed is not None and time.monotonic() - failed[0] >= RED_AFTER_FAILURE_S:
+                    self._probe()
+            except Exception as exc:  # e.g. os.dup out of descriptors
+                self._on_failure()
+                log.exception("capture log %s: fsync thread", self._dir)
+                self._sync_error = f"capture log {self._dir}: fsync thread: {exc}"
 
     def _sync(self) -> None:
         """Fsync what was written, on a duplicate of the descriptor and outside the lock:

@@ -66,6 +66,8 @@ class Reseeder:
                     return
             except redis.RedisError as exc:
                 log.warning("re-seeding the online store: %s; trying again", exc)
+            except Exception:  # an unreadable seed file, ...: loud, and tried again
+                log.exception("re-seeding the online store failed; trying again")
             self._stop.wait(RETRY_S)
 
     def _seed_holding_the_lock(self, seed_dir: Path) -> bool:

@@ -4,6 +4,7 @@ buffering a crash could lose), a removed file is recreated, a failing disk is lo
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,39 @@ def test_a_failed_fsync_is_red_and_counted_until_an_fsync_succeeds(
     log._sync()
     assert log.error is None
     log.close()
+
+
+def test_the_fsync_thread_survives_anything_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error in the background thread (out of descriptors) leaves it alive,
+    the log red and the failure counted; the next good fsync clears it."""
+    import threading
+
+    failures = []
+    log = CaptureLog(tmp_path, fsync_interval_s=0.01, on_failure=lambda: failures.append(1))
+    log.start()
+    try:
+        log.append(_line(0, 1))
+        seen = threading.Event()
+
+        def no_descriptors(fd: int) -> int:
+            seen.set()
+            raise OSError(24, "Too many open files")
+
+        monkeypatch.setattr(os, "dup", no_descriptors)
+        assert seen.wait(10)
+        deadline = time.monotonic() + 10
+        while log.error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log.error is not None
+        assert "Too many open files" in log.error
+        assert failures
+        assert log._thread.is_alive()
+        monkeypatch.undo()
+        log.append(_line(1, 1))
+        while log.error is not None and time.monotonic() < deadline + 10:
+            time.sleep(0.01)
+        assert log.error is None
+    finally:
+        log.close()

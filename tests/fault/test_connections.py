@@ -195,8 +195,8 @@ SLOW = {
 async def _slowloris(port: int) -> tuple[float, bytes]:
     """A request head sent a header line every 0.5 s, never finished: seconds until the
     server closed the connection, and what it answered."""
+    opened = time.monotonic()  # before the connect: the server's timer starts after it
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    opened = time.monotonic()
 
     async def trickle() -> None:
         writer.write(b"POST /v1/score HTTP/1.1\r\nHost: test\r\n")

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitoring import labels
 from pipelines import schema
 from pipelines.io import write_parquet
+
+if TYPE_CHECKING:
+    from pipelines.config import DeclaredColumn
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +42,22 @@ class Feedback:
         return (self.last_day - self.first_day).days + 1
 
 
-def export(capture_dir: Path, label_files: list[Path] | None, out_dir: Path) -> Feedback:
-    """Write every labelled captured transaction to `out_dir/production.parquet`."""
-    window, _, _ = labels.join(capture_dir, label_files, start=EPOCH)
+def export(
+    capture_dir: Path,
+    label_files: list[Path] | None,
+    out_dir: Path,
+    declared: Sequence[DeclaredColumn] = (),
+) -> Feedback:
+    """Write every labelled captured transaction to `out_dir/production.parquet`, with the
+    declared columns (`features.columns`) of its request."""
+    window, _, _ = labels.join(capture_dir, label_files, start=EPOCH, declared=declared)
     labelled = window[window[schema.TX_FRAUD].notna()] if len(window) else window
     if labelled.empty:
         return Feedback(0, None, None)
+    dtypes = schema.raw_dtypes(declared)
     raw = (
-        labelled.assign(**{schema.TX_FRAUD_SCENARIO: 0})[list(schema.RAW_COLUMNS)]
-        .astype(schema.RAW_DTYPES)
+        labelled.assign(**{schema.TX_FRAUD_SCENARIO: 0})[list(dtypes)]
+        .astype(dtypes)
         .sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID], ignore_index=True)
     )
     write_parquet(raw, out_dir / FILE)

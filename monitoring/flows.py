@@ -67,7 +67,7 @@ def alert_task(mon: MonitoringConfig, result: WindowResult) -> bool | None:
 def feedback_task(capture_dir: Path, label_files: list[Path], pipeline: str) -> feedback.Feedback:
     """Write the labelled production period where the `generate` stage reads it."""
     cfg = load_pipeline_config(Path(pipeline))
-    return feedback.export(capture_dir, label_files, cfg.paths.feedback)
+    return feedback.export(capture_dir, label_files, cfg.paths.feedback, cfg.features.columns)
 
 
 def _capture_dir(given: str | None) -> Path:

@@ -11,6 +11,7 @@ counted, never dropped.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ from pipelines.io import sql_path
 
 if TYPE_CHECKING:
     import duckdb
+
+    from pipelines.config import DeclaredColumn
 
 
 @dataclass(frozen=True)
@@ -37,13 +40,16 @@ class LabelCounts:
 MEMORY_LIMIT = "400MB"
 
 
-def prediction_source(capture_dir: Path, features: list[str] | None) -> str:
+def prediction_source(
+    capture_dir: Path, features: list[str] | None, declared: Sequence[DeclaredColumn] = ()
+) -> str:
     """A SQL relation of every captured prediction, one row per scored transaction.
 
     The service logs a line per request with its rows in columns (serving/capture.py);
     this unnests them. The log is read with an explicit schema: no type inference pass over
     it, which is most of the cost on a million rows. Without `features`, the feature names
-    are the ones found in the log.
+    are the ones found in the log. `declared`: the request's declared columns
+    (`features.columns`), kept as columns after `tx_amount`.
     """
     glob = sql_path(capture_dir / "date=*" / "*.jsonl")
     if not list(capture_dir.glob("date=*/*.jsonl")):
@@ -59,6 +65,7 @@ def prediction_source(capture_dir: Path, features: list[str] | None) -> str:
         "customer_id": "BIGINT[]",
         "terminal_id": "BIGINT[]",
         "tx_amount": "DOUBLE[]",
+        **{c.name: "DOUBLE[]" if c.kind == "numeric" else "VARCHAR[]" for c in declared},
         "fraud_probability": "DOUBLE[]",
         "is_fraud": "BOOLEAN[]",
     }
@@ -69,8 +76,9 @@ def prediction_source(capture_dir: Path, features: list[str] | None) -> str:
     rows = ", ".join(f"UNNEST({c}) AS {c}" for c, kind in columns.items() if kind.endswith("[]"))
     values = "".join(f', UNNEST(features."{f}") AS "#{i}"' for i, f in enumerate(features))
     packed = ", ".join(f'"{f}" := "#{i}"' for i, f in enumerate(features))
+    kept = "".join(f", {c.name}" for c in declared)
     return f"""(SELECT captured_at, transaction_id, tx_datetime, customer_id, terminal_id,
-                tx_amount, {f"struct_pack({packed})" if features else "NULL"} AS features,
+                tx_amount{kept}, {f"struct_pack({packed})" if features else "NULL"} AS features,
                 fraud_probability, is_fraud, model_version
                 FROM (SELECT captured_at, model_version, {rows}{values}
                       FROM read_json('{glob}', format='newline_delimited',
@@ -135,7 +143,10 @@ def window_sql(start: dt.datetime | None, end: dt.datetime | None, unnest: bool 
 
 
 def open_capture(
-    capture_dir: Path, label_files: list[Path] | None, features: list[str] | None
+    capture_dir: Path,
+    label_files: list[Path] | None,
+    features: list[str] | None,
+    declared: Sequence[DeclaredColumn] = (),
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with tables `predictions` (every capture, read once), `labels`
     (every label received) and `latest` (one label per transaction: the latest)."""
@@ -146,7 +157,7 @@ def open_capture(
     con.execute("""CREATE TEMP TABLE latest AS SELECT transaction_id,
                    arg_max(tx_fraud, received_at) AS tx_fraud FROM labels
                    GROUP BY transaction_id""")
-    source = prediction_source(capture_dir, features)
+    source = prediction_source(capture_dir, features, declared)
     con.execute(f"CREATE TEMP TABLE predictions AS SELECT * FROM {source}")
     return con
 
@@ -167,6 +178,7 @@ def join(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     features: list[str] | None = None,
+    declared: Sequence[DeclaredColumn] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame, LabelCounts]:
     """(predictions with `tx_fraud` where known, labels of unknown transactions, counts).
 
@@ -174,7 +186,7 @@ def join(
     window), with their features as columns; unknown labels are always judged against
     every captured prediction.
     """
-    con = open_capture(capture_dir, label_files, features)
+    con = open_capture(capture_dir, label_files, features, declared)
     try:
         windowed = start is not None or end is not None
         windowed = windowed and bool(list(capture_dir.glob("date=*/*.jsonl")))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -156,18 +156,84 @@ class Validate(Strict):
         return self
 
 
+# A declared column's name: a plain identifier (it becomes a SQL column, a JSON field and a
+# model feature name unquoted), not one of the contract's own columns.
+ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+CONTRACT_COLUMNS = frozenset(
+    {
+        "transaction_id",
+        "tx_datetime",
+        "customer_id",
+        "terminal_id",
+        "tx_amount",
+        "tx_fraud",
+        "tx_fraud_scenario",
+    }
+)  # pipelines/schema.py's RAW_COLUMNS (schema imports this module's types, not the reverse)
+
+
+class NumericColumn(Strict):
+    """A number of the transaction (a balance, a quantity): the feature is its value.
+
+    Kept by `source`, required and finite (and within `min`..`max`, inclusive, if set) in
+    `validate` and in every scoring request, where it is a JSON number field."""
+
+    name: ColumnName
+    kind: Literal["numeric"]
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> NumericColumn:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"features.columns {self.name}: min {self.min} > max {self.max}")
+        return self
+
+    def feature_names(self) -> list[str]:
+        return [self.name]
+
+
+class CategoricalColumn(Strict):
+    """A category of the transaction (its type, its channel): one 0/1 feature per declared
+    category, `<name>_is_<category>`. A value outside `categories` is quarantined by
+    `validate` and refused (422) by the scoring API: add it to the list and retrain."""
+
+    name: ColumnName
+    kind: Literal["categorical"]
+    categories: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CategoricalColumn:
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError(f"features.columns {self.name}: categories must not repeat")
+        return self
+
+    def feature_names(self) -> list[str]:
+        return [f"{self.name}_is_{category}" for category in self.categories]
+
+
+DeclaredColumn = Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind")]
+
+
 class Features(Strict):
-    """The baseline feature set: windows, label delay, night hours. Customer windows apply
-    to the `customer_id` column, terminal windows to `terminal_id` (`source.column_map` says
-    which of a file's columns those are); an empty list of windows turns that group off.
-    `customer_amount_ratio` adds, per customer window, the amount over the window's mean
-    amount; off, the features are the handbook's (15 with its windows)."""
+    """The feature set, declared once: the SQL of the `features` stage, the scoring
+    service's online features, its request fields, the model's inputs and the monitored
+    columns all derive from it (pipelines/schema.py `feature_columns`).
+
+    Windows: customer windows apply to the `customer_id` column, terminal windows to
+    `terminal_id` (`source.column_map` says which of a file's columns those are); an empty
+    list of windows turns that group off. `customer_amount_ratio` adds, per customer window,
+    the amount over the window's mean amount; off, the features are the handbook's (15 with
+    its windows). `hour_of_day` adds the transaction's hour (0-23). `columns` declares the
+    per-transaction columns of your own data (numeric or categorical), each a feature."""
 
     label_delay_days: int = Field(ge=0, le=365)
     customer_windows_days: list[int]
     customer_amount_ratio: bool = True
     terminal_windows_days: list[int]
     night_max_hour: int = Field(ge=0, le=23)
+    hour_of_day: bool = False
+    columns: list[DeclaredColumn] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _windows(self) -> Features:
@@ -175,6 +241,18 @@ class Features(Strict):
             values = getattr(self, name)
             if any(v < 1 for v in values) or len(set(values)) != len(values):
                 raise ValueError(f"features.{name} must be distinct whole days >= 1")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("features.columns must not declare a column twice")
+        taken = sorted(CONTRACT_COLUMNS.intersection(names))
+        if taken:
+            raise ValueError(f"features.columns: {', '.join(taken)} is a contract column")
+        from pipelines.schema import feature_columns  # the names are defined there
+
+        features = feature_columns(self)
+        twice = sorted({f for f in features if features.count(f) > 1})
+        if twice:
+            raise ValueError(f"features: {', '.join(twice)} would be two features")
         return self
 
 
@@ -296,6 +374,16 @@ class PipelineConfig(Strict):
     gate: Gate
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _declared_columns_need_a_file(self) -> PipelineConfig:
+        if self.features.columns and self.source.kind != "file":
+            names = ", ".join(c.name for c in self.features.columns)
+            raise ValueError(
+                f"features.columns ({names}) are columns of your own data: they need "
+                "source.kind: file (the simulator writes none)"
+            )
+        return self
 
 
 class Decisions(Strict):

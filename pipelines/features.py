@@ -32,11 +32,28 @@ log = logging.getLogger(__name__)
 FRAUD_UNIT = 1 << 32
 
 
-# TEMPLATE: a new feature goes into `feature_columns`, `features_sql` and, for serving, into
-# serving/features.py's `feature_row`; the parity test checks that both paths agree.
+# TEMPLATE: a per-transaction feature of your data is one declaration in `features.columns`
+# of configs/pipeline.yaml (nothing here). A new kind of feature goes into `feature_columns`
+# (pipelines/schema.py), `features_sql` and serving/features.py's `feature_matrix`; the
+# parity test checks that both paths agree.
 def _frame(days: int) -> str:
     """(t - days, t]; with 0 days, the transactions at t itself (never known at t: excluded)."""
     return f"RANGE BETWEEN {max(days * DAY_US - 1, 0)} PRECEDING AND CURRENT ROW"
+
+
+def transaction_sql(cfg: Features) -> list[str]:
+    """The per-transaction features beyond the base three (`schema.transaction_columns`): a
+    numeric column is its own feature (selected with the raw columns); a categorical one
+    gives a 0/1 column per declared category. Names and categories are plain identifiers
+    (pipelines/config.py), so they need no quoting."""
+    out = [f"hour(tx_datetime) AS {schema.TX_HOUR}"] if cfg.hour_of_day else []
+    for column in cfg.columns:
+        if column.kind == "categorical":
+            out += [
+                f"CAST({column.name} = '{category}' AS INTEGER) AS {name}"
+                for category, name in zip(column.categories, column.feature_names(), strict=True)
+            ]
+    return out
 
 
 def features_sql(cfg: Features, source: str) -> str:
@@ -71,9 +88,9 @@ def features_sql(cfg: Features, source: str) -> str:
             f"CASE WHEN {n} = 0 THEN 0.0 ELSE ({diff} // {FRAUD_UNIT}) / {n} END "
             f"AS terminal_id_risk_{w}day_window"
         )
-    raw = ", ".join(schema.RAW_COLUMNS)
+    raw = ", ".join(schema.raw_columns(cfg.columns))
     # Either window group may be configured empty (turned off): no dangling commas then.
-    windowed = "".join(f",\n    {c}" for c in [*customer, *packed])
+    windowed = "".join(f",\n    {c}" for c in [*transaction_sql(cfg), *customer, *packed])
     exclude = f" EXCLUDE ({', '.join(f'_t{s}' for s in spans)})" if spans else ""
     derived = "".join(f", {c}" for c in [*ratios, *terminal])
     return f"""

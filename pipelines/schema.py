@@ -5,11 +5,12 @@ here: the scoring service reads it too."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from pipelines.config import Features, Validate
+    from pipelines.config import DeclaredColumn, Features, Validate
 
 TRANSACTION_ID: Final = "transaction_id"
 TX_DATETIME: Final = "tx_datetime"
@@ -107,7 +108,38 @@ def history_column(cfg: Features) -> str | None:
     return None if w is None else f"customer_id_nb_tx_{w}day_window"
 
 
+TX_HOUR: Final = "tx_hour"
+
+
+def declared_dtype(column: DeclaredColumn) -> str:
+    """The pandas dtype of a declared column in a clean file."""
+    return "float64" if column.kind == "numeric" else "string"
+
+
+def raw_dtypes(declared: Sequence[DeclaredColumn] = ()) -> dict[str, str]:
+    """Column -> dtype of a clean row: the contract's, then the declared columns
+    (`features.columns`)."""
+    return {**RAW_DTYPES, **{c.name: declared_dtype(c) for c in declared}}
+
+
+def raw_columns(declared: Sequence[DeclaredColumn] = ()) -> tuple[str, ...]:
+    """The columns of a clean row, in file order."""
+    return tuple(raw_dtypes(declared))
+
+
+def request_columns(cfg: Features) -> tuple[str, ...]:
+    """The fields of a scoring request: the contract's, then the declared columns."""
+    return (*REQUEST_COLUMNS, *(c.name for c in cfg.columns))
+
+
+def transaction_columns(cfg: Features) -> list[str]:
+    """The per-transaction features beyond the base three: the hour (when declared), then
+    the declared columns' (a numeric column's value, a categorical column's 0/1 flags)."""
+    hour = [TX_HOUR] if cfg.hour_of_day else []
+    return hour + [name for c in cfg.columns for name in c.feature_names()]
+
+
 def feature_columns(cfg: Features) -> list[str]:
     """The model's input columns, in order: one definition for training and serving."""
     base = [TX_AMOUNT, "tx_during_weekend", "tx_during_night"]
-    return base + customer_columns(cfg) + terminal_columns(cfg)
+    return base + transaction_columns(cfg) + customer_columns(cfg) + terminal_columns(cfg)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,9 +38,9 @@ def stable_id(text: str) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
-def load_source(source: Source) -> pd.DataFrame:
+def load_source(source: Source, declared: Sequence[str] = ()) -> pd.DataFrame:
     """Read the user's file, rename columns by `column_map`, convert values as configured,
-    and keep the contract's columns.
+    and keep the contract's columns and the `declared` ones (`features.columns`).
 
     Types are not coerced beyond the configured conversions: the `validate` stage quarantines
     rows that break them (a value that fails a conversion becomes null, so it is quarantined).
@@ -47,7 +48,7 @@ def load_source(source: Source) -> pd.DataFrame:
     df = read_table(source.path).rename(columns=source.column_map)
     if df.empty:
         raise DataContractError(f"{source.path}: has no rows")
-    missing = [c for c in schema.REQUIRED_COLUMNS if c not in df.columns]
+    missing = [c for c in (*schema.REQUIRED_COLUMNS, *declared) if c not in df.columns]
     if missing:
         mapped = f" after column_map {source.column_map}" if source.column_map else ""
         raise DataContractError(
@@ -55,7 +56,7 @@ def load_source(source: Source) -> pd.DataFrame:
         )
     if schema.TX_FRAUD_SCENARIO not in df.columns:
         df[schema.TX_FRAUD_SCENARIO] = 0
-    df = convert(df[list(schema.RAW_COLUMNS)], source)
+    df = convert(df[[*schema.RAW_COLUMNS, *declared]], source)
     log.info("read %d rows from %s", len(df), source.path)
     return df
 

@@ -38,7 +38,8 @@ def generate(cfg: PipelineConfig) -> Path:
     out = cfg.paths.raw
     remove_outputs(out)  # a failed run must not leave the previous source's rows to validate
     if cfg.source.kind == "file":
-        df = load_source(cfg.source)  # refuses a file without rows, naming it
+        declared = [c.name for c in cfg.features.columns]
+        df = load_source(cfg.source, declared)  # refuses a file without rows, naming it
     else:
         df = simulator.simulate_history(cfg.generate)
         if df.empty:
@@ -77,7 +78,7 @@ def validate(cfg: PipelineConfig) -> Path:
     raw = read_table(cfg.paths.raw)
     if raw.empty:
         raise DataContractError(f"{cfg.paths.raw}: has no rows")
-    result = validate_transactions(raw, cfg.validate_)
+    result = validate_transactions(raw, cfg.validate_, cfg.features.columns)
     write_parquet(result.quarantine, quarantine_path)
     write_json(result.counts, metrics)
     enforce_limit(result, cfg.validate_)

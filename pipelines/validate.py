@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from pipelines import schema
-from pipelines.config import Validate
+from pipelines.config import DeclaredColumn, Validate
 from pipelines.errors import QuarantineLimitError
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 SOURCE_ROW = "source_row"
 REASON = "reason"
 FRAUD_SCENARIOS = [0, 1, 2, 3, 4]  # 4: the injected `new_fraud_pattern` of production data
+FINITE = pa.Check(lambda s: np.isfinite(s), error="finite")
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,9 @@ class ValidationResult:
         }
 
 
-def _type_schema() -> pa.DataFrameSchema:
-    columns = {name: pa.Column(dtype, nullable=False) for name, dtype in schema.RAW_DTYPES.items()}
+def _type_schema(declared: Sequence[DeclaredColumn]) -> pa.DataFrameSchema:
+    dtypes = schema.raw_dtypes(declared)
+    columns = {name: pa.Column(dtype, nullable=False) for name, dtype in dtypes.items()}
     # Coerced and checked for nulls by `_timestamps` (pandera would coerce to nanoseconds).
     columns[schema.TX_DATETIME] = pa.Column(nullable=True)
     return pa.DataFrameSchema(columns, coerce=True, strict="filter")
@@ -110,9 +113,21 @@ def _timestamps(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return raw.assign(**{schema.TX_DATETIME: parsed}), reasons.astype(object)
 
 
-def _value_schema(limits: Validate) -> pa.DataFrameSchema:
+def _declared_checks(column: DeclaredColumn) -> list[pa.Check]:
+    """A declared column's value rules (the scoring API's request type applies the same)."""
+    if column.kind == "categorical":
+        return [pa.Check.isin(column.categories)]
+    checks = [FINITE]
+    if column.min is not None:
+        checks.append(pa.Check.ge(column.min))
+    if column.max is not None:
+        checks.append(pa.Check.le(column.max))
+    return checks
+
+
+def _value_schema(limits: Validate, declared: Sequence[DeclaredColumn]) -> pa.DataFrameSchema:
     """The value rules of pipelines/schema.py (the scoring API applies the same ones)."""
-    finite = pa.Check(lambda s: np.isfinite(s), error="finite")
+    finite = FINITE
     when = schema.DatetimeRange.of(limits)
     ids = pa.Check.in_range(schema.MIN_ID, schema.MAX_ID)
     return pa.DataFrameSchema(
@@ -130,6 +145,7 @@ def _value_schema(limits: Validate) -> pa.DataFrameSchema:
             ),
             schema.TX_FRAUD: pa.Column(checks=pa.Check.isin([0, 1])),
             schema.TX_FRAUD_SCENARIO: pa.Column(checks=pa.Check.isin(FRAUD_SCENARIOS)),
+            **{c.name: pa.Column(checks=_declared_checks(c)) for c in declared},
         }
     )
 
@@ -175,18 +191,23 @@ def _joined(*reasons: pd.Series) -> pd.Series:
     return joined
 
 
-def validate_transactions(raw: pd.DataFrame, limits: Validate) -> ValidationResult:
-    """Split `raw` into clean rows (contract dtypes) and quarantined rows with reasons."""
+def validate_transactions(
+    raw: pd.DataFrame, limits: Validate, declared: Sequence[DeclaredColumn] = ()
+) -> ValidationResult:
+    """Split `raw` into clean rows (contract dtypes) and quarantined rows with reasons;
+    `declared`: the columns `features.columns` declares, checked and kept after the
+    contract's."""
     raw = raw.reset_index(drop=True)
     stamped, stamp_reasons = _timestamps(raw)
-    typed, type_reasons = _split(stamped, _type_schema())
+    typed, type_reasons = _split(stamped, _type_schema(declared))
     typed = typed.drop(index=stamp_reasons.index, errors="ignore")
-    clean, value_reasons = _split(typed, _value_schema(limits))
+    clean, value_reasons = _split(typed, _value_schema(limits, declared))
     reasons = _joined(stamp_reasons, type_reasons, value_reasons)
     quarantine = raw.loc[reasons.index].astype("string")
     quarantine.insert(0, SOURCE_ROW, reasons.index.to_numpy(dtype=np.int64))
     quarantine[REASON] = reasons.to_numpy()
-    clean = clean.astype(schema.RAW_DTYPES).reset_index(drop=True)
+    dtypes = schema.raw_dtypes(declared)
+    clean = clean[list(dtypes)].astype(dtypes).reset_index(drop=True)
     return ValidationResult(clean=clean, quarantine=quarantine.reset_index(drop=True))
 
 

@@ -10,12 +10,14 @@ test replays a day through the API and compares with the offline stage to 1e-9.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.config import Features
-from pipelines.schema import DAY_US, naive_utc
+from pipelines.schema import DAY_US, naive_utc, transaction_columns
 from serving.store import Aggregates, Windows
 
 HOUR_US = 3_600 * 1_000_000
@@ -53,24 +55,55 @@ def _ratio(
     return out
 
 
+def declared_matrix(txs: Sequence[Mapping[str, Any]], cfg: Features) -> NDArray[np.float64]:
+    """The declared columns' features of `txs` (`features.columns`, in order): a numeric
+    column's value, a categorical column's 0/1 flag per declared category."""
+    out = np.empty((len(txs), sum(len(c.feature_names()) for c in cfg.columns)))
+    j = 0
+    for column in cfg.columns:
+        if column.kind == "numeric":
+            out[:, j] = [tx[column.name] for tx in txs]
+            j += 1
+            continue
+        values = np.array([tx[column.name] for tx in txs], dtype=object)
+        for category in column.categories:
+            out[:, j] = values == category
+            j += 1
+    return out
+
+
 def feature_matrix(
-    t: NDArray[np.int64], amount: NDArray[np.float64], agg: Aggregates, cfg: Features
+    t: NDArray[np.int64],
+    amount: NDArray[np.float64],
+    agg: Aggregates,
+    cfg: Features,
+    declared: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """The model's input rows, columns in `feature_columns(cfg)` order (`t`: `epoch_us`)."""
+    """The model's input rows, columns in `feature_columns(cfg)` order (`t`: `epoch_us`;
+    `declared`: `declared_matrix` of the same rows, when `features.columns` declares any)."""
     days, within_day = np.divmod(t, DAY_US)
     weekend = (days + THURSDAY) % 7 >= 5
-    night = within_day // HOUR_US <= cfg.night_max_hour
+    hour = within_day // HOUR_US
+    night = hour <= cfg.night_max_hour
     kc, kt = len(cfg.customer_windows_days), len(cfg.terminal_windows_days)
     per = 3 if cfg.customer_amount_ratio else 2  # columns per customer window
-    end = 3 + per * kc  # first terminal column
+    tx_end = 3 + len(transaction_columns(cfg))  # first customer column
+    end = tx_end + per * kc  # first terminal column
     x = np.empty((len(t), end + 2 * kt))
     x[:, 0], x[:, 1], x[:, 2] = amount, weekend, night
+    j = 3
+    if cfg.hour_of_day:
+        x[:, j] = hour
+        j += 1
+    if j < tx_end:
+        assert declared is not None, "features.columns are declared: pass their matrix"
+        x[:, j:tx_end] = declared
     count = agg.customer_count.astype(np.float64)
     mean = _ratio(agg.customer_amount, count, 0.0)
-    x[:, 3:end:per] = count
-    x[:, 4:end:per] = mean
+    x[:, tx_end:end:per] = count
+    x[:, tx_end + 1 : end : per] = mean
     if cfg.customer_amount_ratio:
-        x[:, 5:end:per] = _ratio(amount[:, None], mean, 1.0)
+        x[:, tx_end + 2 : end : per] = _ratio(amount[:, None], mean, 1.0)
     n = agg.terminal_count.astype(np.float64)
     x[:, end::2] = n
     x[:, end + 1 :: 2] = _ratio(agg.terminal_fraud.astype(np.float64), n, 0.0)

@@ -20,6 +20,7 @@ from serving.middleware import LimitBody, RecordMetrics
 from serving.model import ModelHolder, Poller
 from serving.ratelimit import TokenBucket
 from serving.routes import admin, health, labels, model, score
+from serving.schemas import request_types
 from serving.scoring import Scorer
 from serving.settings import Settings, load_settings
 from serving.store import open_store
@@ -96,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics = make_metrics()
-    for router in (score.router, labels.router, model.router, health.router):
+    scoring = score.make_router(request_types(settings.feature_config))
+    for router in (scoring, labels.router, model.router, health.router):
         app.include_router(router)
     if settings.admin_token is not None:
         limits = settings.limits

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -18,6 +19,9 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from pipelines.schema import MAX_AMOUNT, MAX_ID, MIN_AMOUNT, MIN_ID
+
+if TYPE_CHECKING:
+    from pipelines.config import DeclaredColumn, Features
 
 # Which path scores: the verified compiled scorer (serving/compiled.py) or predict_proba.
 ScorerName = Literal["compiled", "predict_proba"]
@@ -89,6 +93,52 @@ class Batch(TypedDict):
 
 TRANSACTION: TypeAdapter[Transaction] = TypeAdapter(Transaction)
 BATCH: TypeAdapter[Batch] = TypeAdapter(Batch)
+
+
+@dataclass(frozen=True)
+class RequestTypes:
+    """The request bodies of one feature declaration: the contract's fields, then a typed
+    field per declared column (`features.columns`)."""
+
+    transaction: type[Transaction]
+    batch: type[Batch]
+
+
+def _declared_field(column: DeclaredColumn) -> Any:
+    """A declared column's request type: a finite JSON number (within its bounds), or one
+    of its categories."""
+    if column.kind == "numeric":
+        bounds = Field(ge=column.min, le=column.max, allow_inf_nan=False)
+        described = Field(description=f"{column.name} (features.columns): a finite number")
+        return Annotated[float, Strict(), bounds, described]
+    return Annotated[
+        Literal[tuple(column.categories)],
+        Field(description=f"{column.name} (features.columns): one of its categories"),
+    ]
+
+
+def request_types(cfg: Features) -> RequestTypes:
+    """`Transaction` and `Batch` with the declared columns as required fields."""
+    if not cfg.columns:
+        return RequestTypes(Transaction, Batch)
+    example = {
+        **EXAMPLE,
+        **{
+            c.name: (c.categories[0] if c.kind == "categorical" else c.min or 0.0)
+            for c in cfg.columns
+        },
+    }
+    fields = get_type_hints(Transaction, include_extras=True)
+    fields.update({c.name: _declared_field(c) for c in cfg.columns})
+    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+    transaction = with_config(config)(TypedDict("Transaction", fields))  # type: ignore[operator]
+    batch_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"transactions": [example]}]}
+    )
+    many = Annotated[list[transaction], Field(min_length=1)]  # type: ignore[valid-type]
+    batch = with_config(batch_config)(TypedDict("Batch", {"transactions": many}))  # type: ignore[operator]
+    transaction.__doc__, batch.__doc__ = Transaction.__doc__, Batch.__doc__
+    return RequestTypes(transaction, batch)
 
 
 class BatchScores(BaseModel):

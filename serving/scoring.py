@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from pipelines.config import Features
 from pipelines.schema import DAY_US, feature_columns
 from serving.capture import CaptureLog, encode
-from serving.features import epoch_us, feature_matrix, windows
+from serving.features import declared_matrix, epoch_us, feature_matrix, windows
 from serving.metrics import Metrics, observe_many
 from serving.model import LoadedModel, ModelHolder
 from serving.schemas import Transaction
@@ -57,8 +57,10 @@ def capture_line(
     names: list[str],
     probabilities: NDArray[np.float64],
     decisions: NDArray[np.bool_],
+    declared: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """The columns of one capture line: the request's values, features by name."""
+    """The columns of one capture line: the request's values (the contract's, then the
+    declared columns', `declared`), features by name."""
     by_feature = np.ascontiguousarray(features.T)  # orjson writes C-ordered arrays
     return {
         "captured_at": captured_at,
@@ -69,6 +71,7 @@ def capture_line(
         "customer_id": events.customer_id,
         "terminal_id": events.terminal_id,
         "tx_amount": events.amount,
+        **(declared or {}),
         "features": dict(zip(names, by_feature, strict=True)),
         "fraud_probability": probabilities,
         "is_fraud": decisions,
@@ -91,6 +94,7 @@ class Scorer:
         self._cfg = features
         self.windows = windows(features)
         self._names = feature_columns(features)
+        self._declared = [c.name for c in features.columns]
         self._max_ahead_us = None if max_ahead_days is None else int(max_ahead_days * DAY_US)
 
     def score(self, txs: list[Transaction]) -> Scored:
@@ -106,13 +110,16 @@ class Scorer:
             np.fromiter((tx["tx_amount"] for tx in txs), dtype=np.float64, count=n) + 0.0,
             np.zeros(n, dtype=np.int64),
         )
+        declared = declared_matrix(txs, self._cfg)  # the declared columns' features
+        names = self._declared
 
         def fresh(rows: NDArray[np.intp], agg: Aggregates) -> Answers:
             scored = events.take(rows)
-            x = feature_matrix(scored.ts_us, scored.amount, agg, self._cfg)
+            x = feature_matrix(scored.ts_us, scored.amount, agg, self._cfg, declared[rows])
             p = model.score(x)
             decisions = np.asarray(p >= model.threshold)
-            self._capture(model, scored, x, p, decisions)  # durable before any answer
+            values = {c: [txs[i][c] for i in rows.tolist()] for c in names}
+            self._capture(model, scored, x, p, decisions, values)  # durable before answering
             observe_many(self.metrics.scores, p)
             return Answers(p, decisions, np.full(len(rows), model.version, dtype=np.int64))
 
@@ -129,11 +136,12 @@ class Scorer:
         x: NDArray[np.float64],
         p: NDArray[np.float64],
         decisions: NDArray[np.bool_],
+        declared: dict[str, list[Any]],
     ) -> None:
         """Append the request's line; a line that cannot be encoded is kept aside with its
         reason and counted (the answer goes out: the record is kept, not lost)."""
         now = dt.datetime.now(dt.UTC).isoformat()
-        columns = capture_line(now, model, events, x, self._names, p, decisions)
+        columns = capture_line(now, model, events, x, self._names, p, decisions, declared)
         try:
             line = encode(columns)
         except (TypeError, ValueError, OverflowError) as exc:  # orjson's JSONEncodeError

@@ -28,62 +28,77 @@ from pipelines.schema import TX_DATETIME, DatetimeRange
 from serving.deps import ScorerDep, SettingsDep
 from serving.features import EPOCH
 from serving.json_body import BODY_ERRORS, JsonRoute, require_json
-from serving.schemas import Batch, BatchScores, Detail, Score, Transaction
+from serving.schemas import Batch, BatchScores, Detail, RequestTypes, Score, Transaction
 from serving.scoring import Scored, Scorer
 from serving.store import TooFarAheadError
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["scoring"],
-    route_class=JsonRoute,
-    dependencies=[Depends(require_json)],
-    responses={
-        **BODY_ERRORS,
-        409: {"model": Detail, "description": "transaction_id already scored with another payload"},
-        503: {
-            "model": Detail,
-            "description": "no model loaded yet, the online store is unreachable or "
-            "re-seeding, or the capture log cannot be written (retry after Retry-After)",
-        },
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    **BODY_ERRORS,
+    409: {"model": Detail, "description": "transaction_id already scored with another payload"},
+    503: {
+        "model": Detail,
+        "description": "no model loaded yet, the online store is unreachable or "
+        "re-seeding, or the capture log cannot be written (retry after Retry-After)",
     },
-)
+}
 
 
-@router.post("/score", response_model=Score, summary="Score one transaction")
-async def score(tx: Transaction, scorer: ScorerDep, settings: SettingsDep) -> Response:
-    """Fraud probability and decision for one raw transaction, with the version that scored it."""
-    _check_times([tx], settings.datetime_range, batch=False)
-    scored = await _scored(scorer, [tx], ("body",))
-    answer = {
-        "transaction_id": tx["transaction_id"],
-        "fraud_probability": float(scored.probabilities[0]),
-        "is_fraud": bool(scored.decisions[0]),
-        "model_version": int(scored.answers.version[0]),
-    }
-    return _json(answer)
+def make_router(types: RequestTypes) -> APIRouter:
+    """The scoring routes, their request bodies those of the feature declaration (each
+    declared column a typed field: serving/schemas.py `request_types`)."""
+    router = APIRouter(
+        prefix="/v1",
+        tags=["scoring"],
+        route_class=JsonRoute,
+        dependencies=[Depends(require_json)],
+        responses=RESPONSES,
+    )
 
-
-@router.post("/score/batch", response_model=BatchScores, summary="Score many transactions")
-async def score_batch(batch: Batch, scorer: ScorerDep, settings: SettingsDep) -> Response:
-    """Scores in request order. The rows scored now are all scored by one model version
-    (`model_version`); a row answered before keeps its first answer and its version."""
-    txs = batch["transactions"]
-    _check_rows(len(txs), settings.limits.max_batch_rows)
-    _check_unique(txs)
-    _check_times(txs, settings.datetime_range, batch=True)
-    scored = await _scored(scorer, txs, ("body", "transactions"))
-    answers = scored.answers
-    probabilities, decisions = answers.probability.tolist(), answers.is_fraud.tolist()
-    scores = [
-        {
+    async def score(tx: Transaction, scorer: ScorerDep, settings: SettingsDep) -> Response:
+        """Fraud probability and decision for one raw transaction, with the version that
+        scored it."""
+        _check_times([tx], settings.datetime_range, batch=False)
+        scored = await _scored(scorer, [tx], ("body",))
+        answer = {
             "transaction_id": tx["transaction_id"],
-            "fraud_probability": p,
-            "is_fraud": d,
-            "model_version": v,
+            "fraud_probability": float(scored.probabilities[0]),
+            "is_fraud": bool(scored.decisions[0]),
+            "model_version": int(scored.answers.version[0]),
         }
-        for tx, p, d, v in zip(txs, probabilities, decisions, answers.version.tolist(), strict=True)
-    ]
-    return _json({"model_version": scored.version, "scores": scores})
+        return _json(answer)
+
+    async def score_batch(batch: Batch, scorer: ScorerDep, settings: SettingsDep) -> Response:
+        """Scores in request order. The rows scored now are all scored by one model version
+        (`model_version`); a row answered before keeps its first answer and its version."""
+        txs = batch["transactions"]
+        _check_rows(len(txs), settings.limits.max_batch_rows)
+        _check_unique(txs)
+        _check_times(txs, settings.datetime_range, batch=True)
+        scored = await _scored(scorer, txs, ("body", "transactions"))
+        answers = scored.answers
+        probabilities, decisions = answers.probability.tolist(), answers.is_fraud.tolist()
+        scores = [
+            {
+                "transaction_id": tx["transaction_id"],
+                "fraud_probability": p,
+                "is_fraud": d,
+                "model_version": v,
+            }
+            for tx, p, d, v in zip(
+                txs, probabilities, decisions, answers.version.tolist(), strict=True
+            )
+        ]
+        return _json({"model_version": scored.version, "scores": scores})
+
+    # The bodies' types are the declaration's, known only now: FastAPI reads them from the
+    # annotations when the route is added.
+    score.__annotations__["tx"] = types.transaction
+    score_batch.__annotations__["batch"] = types.batch
+    router.post("/score", response_model=Score, summary="Score one transaction")(score)
+    router.post("/score/batch", response_model=BatchScores, summary="Score many transactions")(
+        score_batch
+    )
+    return router
 
 
 def _check_rows(rows: int, limit: int) -> None:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import schema, stages
-from pipelines.config import PipelineConfig
+from pipelines.config import Features, PipelineConfig
 from pipelines.errors import DataContractError, QuarantineLimitError
 from pipelines.generate import simulate_history
 from pipelines.io import read_table, write_parquet
@@ -205,3 +205,39 @@ def test_every_row_quarantined_fails_even_within_the_limit(tiny: PipelineConfig)
         stages.validate(allow_all)
     assert not tiny.paths.clean.exists()
     assert len(read_table(tiny.paths.quarantine)) == 30
+
+
+def test_declared_columns_are_typed_checked_and_kept(tiny: PipelineConfig) -> None:
+    """`features.columns`: a declared column is kept after the contract's, typed; a value
+    outside its categories, a missing, non-finite or out-of-bounds number is quarantined
+    with its reason."""
+    declared = Features.model_validate(
+        {
+            **tiny.features.model_dump(),
+            "columns": [
+                {"name": "kind", "kind": "categorical", "categories": ["card", "wire"]},
+                {"name": "balance", "kind": "numeric", "min": 0, "max": 1e6},
+            ],
+        }
+    ).columns
+    df = simulate_history(tiny.generate).head(50).astype(object)
+    df["kind"], df["balance"] = "card", "12.5"
+    bad = {
+        0: ("kind", "cash", "isin"),
+        1: ("kind", None, "not_nullable"),
+        2: ("balance", "n/a", "not a valid float64"),
+        3: ("balance", np.inf, "finite"),
+        4: ("balance", -1.0, "greater_than_or_equal_to(0"),
+        5: ("balance", 2e6, "less_than_or_equal_to(1000000"),
+    }
+    for row, (column, value, _) in bad.items():
+        df.loc[row, column] = value
+    result = validate_transactions(df, tiny.validate_, declared)
+    assert list(result.clean.columns) == [*schema.RAW_COLUMNS, "kind", "balance"]
+    assert result.clean["balance"].dtype == np.float64
+    assert (result.clean["balance"] == 12.5).all()
+    assert result.clean["kind"].dtype == "string"
+    assert len(result.clean) == 50 - len(bad)
+    reasons = dict(zip(result.quarantine[SOURCE_ROW], result.quarantine[REASON], strict=True))
+    for row, (column, _, reason) in bad.items():
+        assert reasons[row].startswith(f"{column}: {reason}"), (row, reasons[row])

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
 from pipelines import schema, tracking
 from pipelines.config import load_pipeline_config
 from pipelines.materialize import materialize
 from pipelines.schema import feature_columns
 from serving.main import create_app
-from serving.schemas import TRANSACTION
+from serving.schemas import request_types
 from serving.settings import Settings
 from tests.captures import read_predictions
 from tests.conftest import MODEL_NAME
@@ -49,10 +50,11 @@ def assert_last_day_replays_like_offline(
     )
     settings = serving_settings(**{"online_store.seed_dir": str(tmp_path / "seed")})
     served = {}
+    request = TypeAdapter(request_types(cfg.features).transaction)  # declared columns too
     with TestClient(create_app(settings)) as client:
         bodies = [
-            TRANSACTION.dump_python(TRANSACTION.validate_python(row._asdict()), mode="json")
-            for row in replay[list(schema.REQUEST_COLUMNS)].itertuples(index=False)
+            request.dump_python(request.validate_python(row._asdict()), mode="json")
+            for row in replay[list(schema.request_columns(cfg.features))].itertuples(index=False)
         ]
         if batch_rows:  # earlier transactions of a batch count for later ones, as offline
             for i in range(0, len(bodies), batch_rows):

@@ -89,6 +89,37 @@ def test_dvc_paths_come_from_the_config() -> None:
         ({"production.drift": "meteor"}, "production.drift"),
         ({"features.customer_windows_days": [1, 1]}, "customer_windows_days"),
         ({"source.kind": "file"}, "source.path must end in .parquet or .csv"),
+        (
+            {"features.columns": [{"name": "balance", "kind": "numeric"}]},
+            "features.columns (balance) are columns of your own data: they need source.kind: file",
+        ),
+        (
+            {"features.columns": [{"name": "tx_amount", "kind": "numeric"}]},
+            "tx_amount is a contract column",
+        ),
+        (
+            {
+                "features.columns": [{"name": "tx_hour", "kind": "numeric"}],
+                "features.hour_of_day": True,
+            },
+            "tx_hour would be two features",
+        ),
+        (
+            {"features.columns": [{"name": "a", "kind": "categorical", "categories": ["x", "x"]}]},
+            "categories must not repeat",
+        ),
+        (
+            {"features.columns": [{"name": "a b", "kind": "numeric"}]},
+            "'kind': 'numeric'}]: String should match pattern",
+        ),
+        (
+            {"features.columns": [{"name": "a", "kind": "text"}]},
+            "expected tags: 'numeric', 'categorical'",
+        ),
+        (
+            {"features.columns": [{"name": "a", "kind": "numeric", "min": 2, "max": 1}]},
+            "a: min 2.0 > max 1.0",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_the_value(override: dict[str, object], named: str) -> None:

@@ -16,7 +16,7 @@ from pipelines.generate import simulate_history
 from pipelines.io import read_table, write_parquet
 from pipelines.materialize import materialize, reach_days
 from pipelines.schema import DAY_US, feature_columns
-from serving.features import epoch_us, feature_matrix, windows
+from serving.features import declared_matrix, epoch_us, feature_matrix, windows
 from serving.store import Aggregates, Events, open_store
 from tests.pandas_features import build_features as oracle
 
@@ -212,6 +212,18 @@ def test_without_amount_ratios_the_features_are_the_handbooks_15(tiny: PipelineC
     assert len(feature_columns(tiny.features)) == 18  # the default adds three amount ratios
 
 
+def _oracle_of(df: pd.DataFrame, f: Features) -> pd.DataFrame:
+    """The pandas oracle's features of `df` under the declaration's windows."""
+    return oracle(
+        df,
+        f.label_delay_days,
+        f.customer_windows_days,
+        f.terminal_windows_days,
+        f.night_max_hour,
+        amount_ratio=f.customer_amount_ratio,
+    )
+
+
 def _replay_last_day(tmp_path: Path, df: pd.DataFrame, f: Features) -> pd.DataFrame:
     """The last day's transactions through the online path (store seeded like serving's,
     then one batch in time order): the model's input rows, indexed by transaction id."""
@@ -229,10 +241,12 @@ def _replay_last_day(tmp_path: Path, df: pd.DataFrame, f: Features) -> pd.DataFr
         replay[schema.TX_AMOUNT].to_numpy(np.float64),
         np.zeros(len(replay), dtype=np.int64),
     )
+    declared = declared_matrix(replay.to_dict("records"), f)  # what requests send
     store = open_store("sqlite", tmp_path / "online.db", None, windows(f))
     try:
         store.seed(tmp_path / "seed")
-        x = feature_matrix(events.ts_us, events.amount, store.add_and_read(events), f)
+        agg = store.add_and_read(events)
+        x = feature_matrix(events.ts_us, events.amount, agg, f, declared)
     finally:
         store.close()
     return pd.DataFrame(x, columns=feature_columns(f), index=events.transaction_id)
@@ -247,15 +261,60 @@ def test_online_features_equal_offline_with_and_without_amount_ratios(
     offline = _duckdb(tmp_path, df, f).set_index(schema.TRANSACTION_ID)
     names = feature_columns(f)
     assert ("customer_id_amount_ratio_1day_window" in offline.columns) is ratio
-    theirs = oracle(
-        df,
-        f.label_delay_days,
-        f.customer_windows_days,
-        f.terminal_windows_days,
-        f.night_max_hour,
-        amount_ratio=ratio,
-    )
+    theirs = _oracle_of(df, f)
     _assert_equal(offline.reset_index(), theirs, names)
+    online = _replay_last_day(tmp_path, df, f)
+    assert len(online) > 100
+    expected = offline.loc[online.index, names].astype(float)
+    np.testing.assert_allclose(online.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
+
+
+TYPES = ["PAYMENT", "TRANSFER", "CASH_OUT", "DEBIT", "CASH_IN"]
+MOBILE_MONEY = {
+    "hour_of_day": True,
+    "columns": [
+        {"name": "type", "kind": "categorical", "categories": TYPES},
+        {"name": "oldbalanceOrg", "kind": "numeric", "min": 0},
+        {"name": "newbalanceOrig", "kind": "numeric"},
+    ],
+}
+
+
+def _mobile_money(cfg: PipelineConfig) -> pd.DataFrame:
+    """The simulator's history shaped like mobile money: times in whole hours (many ties),
+    a transaction type, balances (one negative: `newbalanceOrig` has no bounds)."""
+    df = _with_ties_and_singletons(cfg)
+    rng = np.random.default_rng(7)
+    df[schema.TX_DATETIME] = df[schema.TX_DATETIME].dt.floor("h")
+    df["type"] = pd.array(rng.choice(TYPES, len(df)), dtype="string")
+    df["oldbalanceOrg"] = rng.exponential(1_000.0, len(df)).round(2)
+    df["newbalanceOrig"] = df["oldbalanceOrg"] - df[schema.TX_AMOUNT]
+    return df.sort_values(schema.TX_DATETIME, kind="stable").reset_index(drop=True)
+
+
+def test_declared_columns_are_features_offline_and_online(
+    tiny: PipelineConfig, tmp_path: Path
+) -> None:
+    """A mobile-money declaration (hour, a categorical type, balances): the DuckDB stage and
+    the online path agree to 1e-9 on a replayed day, ties included; each kind means what it
+    says."""
+    f = Features.model_validate({**tiny.features.model_dump(), **MOBILE_MONEY})
+    df = _mobile_money(tiny)
+    names = feature_columns(f)
+    flags = [f"type_is_{t}" for t in TYPES]
+    declared = ["tx_hour", *flags, "oldbalanceOrg", "newbalanceOrig"]
+    assert schema.transaction_columns(f) == declared
+    assert names[: 3 + len(declared)] == [*HANDBOOK_FEATURES[:3], *declared]
+    offline = _duckdb(tmp_path, df, f).set_index(schema.TRANSACTION_ID)
+    source = df.set_index(schema.TRANSACTION_ID).loc[offline.index]
+    assert (offline["tx_hour"] == source[schema.TX_DATETIME].dt.hour).all()
+    for t, flag in zip(TYPES, flags, strict=True):
+        assert (offline[flag] == (source["type"] == t).astype(int)).all(), flag
+    assert (offline["newbalanceOrig"] == source["newbalanceOrig"]).all()
+    # The window features are the declaration's windows, unchanged by the new columns.
+    theirs = _oracle_of(df, f)
+    windowed = [c for c in names if c.endswith("day_window")]
+    _assert_equal(offline.reset_index(), theirs, windowed)
     online = _replay_last_day(tmp_path, df, f)
     assert len(online) > 100
     expected = offline.loc[online.index, names].astype(float)

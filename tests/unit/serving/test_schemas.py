@@ -8,11 +8,12 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from pipelines.config import Features
 from pipelines.schema import MAX_AMOUNT, MAX_ID
 from serving.schemas import EXAMPLE as TX
-from serving.schemas import TRANSACTION, Labels
+from serving.schemas import TRANSACTION, Labels, Transaction, request_types
 
 
 def _errors(change: dict[str, Any]) -> list[tuple[str, str]]:
@@ -64,3 +65,51 @@ def test_labels_take_json_integers_only() -> None:
     for label in ({"transaction_id": "1", "tx_fraud": 1}, {"transaction_id": 1, "tx_fraud": True}):
         with pytest.raises(ValidationError):
             Labels.model_validate_json(json.dumps({"labels": [label]}))
+
+
+DECLARED = Features.model_validate(
+    {
+        "label_delay_days": 7,
+        "customer_windows_days": [1],
+        "terminal_windows_days": [1],
+        "night_max_hour": 6,
+        "columns": [
+            {"name": "type", "kind": "categorical", "categories": ["PAYMENT", "TRANSFER"]},
+            {"name": "balance", "kind": "numeric", "min": 0, "max": 1e9},
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"type": "CASH_IN"}, ("type", "literal_error")),
+        ({"type": 1}, ("type", "literal_error")),
+        ({"balance": -1}, ("balance", "greater_than_equal")),
+        ({"balance": 2e9}, ("balance", "less_than_equal")),
+        ({"balance": "5"}, ("balance", "float_type")),
+        ({"balance": True}, ("balance", "float_type")),
+        ({"balance": None}, ("balance", "float_type")),
+        ({"channel": "web"}, ("channel", "extra_forbidden")),
+    ],
+)
+def test_declared_columns_are_typed_request_fields(
+    change: dict[str, Any], error: tuple[str, str]
+) -> None:
+    """`features.columns`: each declared column is a required field of its type."""
+    types = request_types(DECLARED)
+    adapter = TypeAdapter(types.transaction)
+    good = {**TX, "type": "PAYMENT", "balance": 10}
+    assert adapter.validate_json(json.dumps(good))["balance"] == 10.0
+    with pytest.raises(ValidationError) as exc:
+        adapter.validate_json(json.dumps({**good, **change}))
+    assert [(str(e["loc"][-1]), e["type"]) for e in exc.value.errors()] == [error]
+    without = {k: v for k, v in good.items() if k != "type"}
+    with pytest.raises(ValidationError, match="type\n  Field required"):
+        adapter.validate_json(json.dumps(without))
+    batch = TypeAdapter(types.batch).json_schema()
+    fields = batch["$defs"]["Transaction"]["properties"]
+    assert fields["type"]["enum"] == ["PAYMENT", "TRANSFER"]
+    assert fields["balance"]["type"] == "number"
+    assert request_types(DECLARED.model_copy(update={"columns": []})).transaction is Transaction

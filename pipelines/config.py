@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipelines.errors import ConfigError
 
@@ -54,13 +62,21 @@ class Paths(Strict):
     feedback: Path
 
 
-# `source.timestamp_format` values for numeric timestamps -> their pandas unit.
-EPOCH_UNITS: dict[str, Literal["s", "ms", "us"]] = {
-    "epoch_s": "s",
+# Units of numeric timestamps: epochs (`epoch_*`) and offsets (`source.timestamp_unit`).
+TimeUnit = Literal["days", "hours", "minutes", "seconds", "ms", "us"]
+# `source.timestamp_format` values for numbers since 1970-01-01 -> their unit.
+EPOCH_UNITS: dict[str, TimeUnit] = {
+    "epoch_s": "seconds",
     "epoch_ms": "ms",
     "epoch_us": "us",
 }
+# `source.timestamp_format` for numbers since `source.timestamp_origin`, in `timestamp_unit`.
+OFFSET = "offset"
 IdColumn = Literal["transaction_id", "customer_id", "terminal_id"]
+# Where `transaction_id` comes from: the file's column (after column_map), or the row's
+# position in the file (pipelines/source.py, `row_numbers`).
+TransactionIdSource = Literal["column", "row_number"]
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
 class Source(Strict):
@@ -72,23 +88,66 @@ class Source(Strict):
     # file always re-runs it. For the simulator, its code (pipelines/generate.py).
     path: Path
     column_map: dict[str, str] = Field(default_factory=dict)
-    # strftime format of text timestamps, or epoch_s | epoch_ms | epoch_us for numbers.
+    # strftime format of text timestamps, epoch_s | epoch_ms | epoch_us for numbers since
+    # 1970, or `offset`: numbers of `timestamp_unit` since `timestamp_origin`.
     timestamp_format: str | None = Field(default=None, min_length=1)
+    timestamp_origin: dt.datetime | None = None  # offset 0; zoned values are taken in UTC
+    timestamp_unit: TimeUnit | None = None
     amount_divisor: float = Field(default=1.0, gt=0)  # 100: amounts are integer cents
     hashed_ids: list[IdColumn] = Field(default_factory=list)  # string ids -> stable int64
+    transaction_id: TransactionIdSource = "column"
+
+    @field_validator("timestamp_origin", mode="before")
+    @classmethod
+    def _origin_is_a_date(cls, value: object) -> object:
+        # pydantic reads a number (or a numeric text) as seconds since 1970: `2024` would be
+        # 1970-01-01 00:33:44, silently.
+        if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+            raise ValueError(
+                f'source.timestamp_origin must be a date or datetime ("2024-01-01"), got {value!r}'
+            )
+        return value
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> Source:
         if self.kind == "file" and self.path.suffix.lower() not in {".parquet", ".csv"}:
             raise ValueError(f"source.path must end in .parquet or .csv, got {self.path}")
+        return self
+
+    @model_validator(mode="after")
+    def _timestamp_options(self) -> Source:
         fmt = self.timestamp_format
-        if fmt is not None and "%" not in fmt and fmt not in EPOCH_UNITS:
+        if fmt is not None and "%" not in fmt and fmt not in EPOCH_UNITS and fmt != OFFSET:
             raise ValueError(
-                f"source.timestamp_format must be a strftime format (with %) or one of "
-                f"{', '.join(EPOCH_UNITS)}, got {fmt!r}"
+                f"source.timestamp_format must be a strftime format (with %), one of "
+                f"{', '.join(EPOCH_UNITS)} or {OFFSET}, got {fmt!r}"
             )
+        given = [k for k in ("timestamp_origin", "timestamp_unit") if getattr(self, k) is not None]
+        if fmt == OFFSET and len(given) < 2:
+            raise ValueError(
+                "source.timestamp_format offset needs source.timestamp_origin (the time of "
+                'offset 0, e.g. "2024-01-01") and source.timestamp_unit '
+                f"({' | '.join(get_args(TimeUnit))})"
+            )
+        if fmt != OFFSET and given:
+            raise ValueError(
+                f"source.{given[0]} applies only with source.timestamp_format offset, not {fmt!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _id_options(self) -> Source:
         if len(set(self.hashed_ids)) != len(self.hashed_ids):
             raise ValueError("source.hashed_ids must not repeat a column")
+        if self.transaction_id != "row_number":
+            return self
+        mapped = [k for k, v in self.column_map.items() if v == "transaction_id"]
+        if mapped or "transaction_id" in self.hashed_ids:
+            where = f"column_map maps {mapped[0]!r} to it" if mapped else "hashed_ids lists it"
+            raise ValueError(
+                f"source.transaction_id row_number generates the id, but source.{where}: "
+                "remove one of the two"
+            )
         return self
 
 

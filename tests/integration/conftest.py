@@ -68,12 +68,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
-@pytest.fixture
-def serving_settings(
-    registered_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def serving_settings_in(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Settings]:
-    """Settings for an app inside the registered project, with its state in `tmp_path`."""
-    monkeypatch.chdir(registered_project)
+    """Settings for an app inside `project` (its configs, its MLflow store), with its state
+    in `tmp_path`: `make(environ, **overrides)`."""
+    monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     for name in [n for n in os.environ if n.startswith("FRAUDOPS_")]:
@@ -90,3 +90,11 @@ def serving_settings(
         return load_settings(overrides={**base, **overrides})
 
     return make
+
+
+@pytest.fixture
+def serving_settings(
+    registered_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Settings]:
+    """Settings for an app inside the registered project, with its state in `tmp_path`."""
+    return serving_settings_in(registered_project, tmp_path, monkeypatch)

@@ -31,17 +31,18 @@ def evaluate_like_the_handbook(config: Path, clean: Path, scratch: Path) -> dict
     """Features of `clean` as the handbook defines them (into `scratch`), fold 0 fitted with
     the configured estimator, and the evaluation summary over the handbook's four folds."""
     from pipelines.config import load_pipeline_config
+    from pipelines.coverage import resolve_folds
     from pipelines.evaluate import evaluate
     from pipelines.features import build_features
     from pipelines.schema import feature_columns
-    from pipelines.train import fit, folds, load_folds, training_block
+    from pipelines.train import fit, load_folds, training_block
 
     cfg = load_pipeline_config(config, HANDBOOK)
     build_features(clean, scratch, cfg.features, cfg.engine)
-    all_folds = folds(cfg.train, cfg.features.label_delay_days)
+    all_folds = resolve_folds(cfg, scratch)
     frame = load_folds(scratch, all_folds)
     names = feature_columns(cfg.features)
     params = cfg.train.estimator_params()
     model = fit(cfg.train, training_block(frame, all_folds[0]), names, params)
-    summary: dict[str, Any] = evaluate(model, frame, names, cfg, params).summary()
+    summary: dict[str, Any] = evaluate(model, frame, all_folds, names, cfg, params).summary()
     return {**summary, "features": names, "estimator": cfg.train.estimator}

@@ -55,6 +55,7 @@ def prepare(work: Path) -> None:
     from pipelines import stages
     from pipelines import train as protocol
     from pipelines.config import load_pipeline_config
+    from pipelines.coverage import resolve_folds
     from pipelines.schema import feature_columns
 
     base = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml")
@@ -69,7 +70,7 @@ def prepare(work: Path) -> None:
     cfg = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml", overrides)
     for stage in (stages.generate, stages.validate, stages.features):
         stage(cfg)
-    fold = protocol.folds(cfg.train, delay)[0]
+    fold = resolve_folds(cfg)[0]
     frame = protocol.load_folds(cfg.paths.features, [fold])
     features = feature_columns(cfg.features)
     model = protocol.fit(cfg.train, protocol.training_block(frame, fold), features)

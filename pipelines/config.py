@@ -376,9 +376,10 @@ FoldAnchor = Literal["latest", "earliest"]
 class Train(Strict):
     """Split protocol, estimator choice and hyper-parameters. `start_date` is the training
     start of the latest fold (`anchor: latest`, folds step back from it) or of the earliest
-    (`anchor: earliest`, folds step forward from it); fold 0 is always the latest."""
+    (`anchor: earliest`, folds step forward from it); fold 0 is always the latest. `auto`
+    places the folds from the data's dates (`pipelines/coverage.py`)."""
 
-    start_date: dt.date
+    start_date: dt.date | Literal["auto"]
     anchor: FoldAnchor = "latest"
     train_days: int = Field(ge=1)
     test_days: int = Field(ge=1)

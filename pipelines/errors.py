@@ -21,5 +21,9 @@ class QuarantineLimitError(DataContractError):
     """More rows were quarantined than the configured share allows."""
 
 
+class ProtocolError(FraudOpsError):
+    """The training protocol (folds, block days, start date) does not fit the data."""
+
+
 class ServiceError(FraudOpsError):
     """The scoring service answered a request with an error."""

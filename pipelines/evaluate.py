@@ -19,7 +19,7 @@ from sklearn.base import ClassifierMixin
 from pipelines import schema
 from pipelines.config import PipelineConfig
 from pipelines.metrics import classification_metrics, threshold_at_fpr
-from pipelines.train import Fold, fit, folds, scoring_block, training_block
+from pipelines.train import Fold, fit, scoring_block, training_block
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ def score_fold(
     features: list[str],
     cfg: PipelineConfig,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Score a fold's test block; return the scored rows and their metrics."""
+    """Score a fold's test block; return the scored rows and their metrics. A block without
+    both classes (or without rows) stops in one line before the model or a metric sees it."""
     test = scoring_block(frame, fold)
     scored = test.assign(score=score(model, test, features))
     metrics = classification_metrics(scored, cfg.evaluate.top_k, cfg.evaluate.recall_at_fpr)
@@ -70,12 +71,13 @@ def score_fold(
 def evaluate(
     model: ClassifierMixin,
     frame: pd.DataFrame,
+    all_folds: list[Fold],
     features: list[str],
     cfg: PipelineConfig,
     params: dict[str, Any] | None = None,
 ) -> Evaluation:
-    """Evaluate `model` on fold 0, and the same estimator and `params` on the other folds."""
-    all_folds = folds(cfg.train, cfg.features.label_delay_days)
+    """Evaluate `model` on fold 0, and the same estimator and `params` on the other folds
+    (`all_folds`, from `coverage.resolve_folds`)."""
     scored, test_metrics = score_fold(model, frame, all_folds[0], features, cfg)
     threshold = threshold_at_fpr(
         scored[schema.TX_FRAUD], scored["score"], cfg.evaluate.threshold_fpr

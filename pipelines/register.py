@@ -22,6 +22,7 @@ import pandas as pd
 from pipelines import gate, tracking, version_status, versioning
 from pipelines import train as protocol
 from pipelines.config import PipelineConfig, ProjectConfig
+from pipelines.coverage import resolve_folds
 from pipelines.evaluate import score_fold
 from pipelines.promote import CHALLENGER, CHAMPION, promote
 from pipelines.schema import feature_columns
@@ -95,7 +96,7 @@ def _log_new_version(
 
 
 def _rescore(
-    name: str, version: int, test: pd.DataFrame, cfg: PipelineConfig
+    name: str, version: int, test: pd.DataFrame, fold: protocol.Fold, cfg: PipelineConfig
 ) -> dict[str, float] | None:
     """The champion's metrics on the challenger's test block (None if it cannot be scored)."""
     model, metadata = tracking.load_model(name, version)
@@ -103,7 +104,6 @@ def _rescore(
     if not features or not set(features) <= set(test.columns):
         log.warning("register: champion %d uses features not in the data; not comparable", version)
         return None
-    fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
     return score_fold(model, test, fold, features, cfg)[1]
 
 
@@ -137,7 +137,7 @@ def register_challenger(cfg: PipelineConfig, project: ProjectConfig) -> Challeng
     if done:
         version = done[0].version
     else:
-        fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
+        fold = resolve_folds(cfg)[0]
         window = protocol.load_folds(cfg.paths.features, [fold])
         example = protocol.scoring_block(window, fold).head(5)
         version = _log_new_version(cfg, project, summary, lineage, example)
@@ -158,9 +158,9 @@ def gate_challenger(
         return decision, None
     before = None
     if champion is not None:
-        fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
+        fold = resolve_folds(cfg)[0]
         window = protocol.load_folds(cfg.paths.features, [fold])
-        before = _rescore(name, champion, window, cfg)
+        before = _rescore(name, champion, window, fold, cfg)
     decision = gate.decide(challenger.metrics, before, cfg.gate)
     tracking.set_version_tags(name, challenger.version, version_status.gated(decision))
     log.info("gate: version %d: %s", challenger.version, decision.summary())

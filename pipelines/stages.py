@@ -123,13 +123,14 @@ def train(cfg: PipelineConfig) -> Path:
 
     from pipelines import train as protocol
     from pipelines.config import load_project_config
+    from pipelines.coverage import resolve_folds
     from pipelines.schema import feature_columns
 
     out = cfg.paths.model
     remove_outputs(out, cfg.paths.model_params)
-    all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
+    all_folds = resolve_folds(cfg)  # every fold's days in the data, before any fit
     features = feature_columns(cfg.features)
-    frame = protocol.load_folds(cfg.paths.features, all_folds)
+    frame = protocol.load_folds(cfg.paths.features, all_folds)  # and both classes per block
     params = cfg.train.estimator_params()
     if cfg.train.tuning.enabled:
         from pipelines.tune import tune
@@ -163,17 +164,17 @@ def evaluate(cfg: PipelineConfig) -> Path:
 
     from pipelines import explain, plots
     from pipelines import train as protocol
+    from pipelines.coverage import resolve_folds
     from pipelines.evaluate import evaluate as evaluate_model
     from pipelines.schema import feature_columns, history_column
 
     out = cfg.paths.reports
     model = joblib.load(cfg.paths.model)
     features = feature_columns(cfg.features)
-    all_folds = protocol.folds(cfg.train, cfg.features.label_delay_days)
+    all_folds = resolve_folds(cfg)
     params = json.loads(cfg.paths.model_params.read_text())
-    result = evaluate_model(
-        model, protocol.load_folds(cfg.paths.features, all_folds), features, cfg, params
-    )
+    frame = protocol.load_folds(cfg.paths.features, all_folds)
+    result = evaluate_model(model, frame, all_folds, features, cfg, params)
     importances = explain.importances(
         model, result.scored, features, cfg.evaluate, cfg.train.random_state
     )
@@ -194,12 +195,13 @@ def reference(cfg: PipelineConfig, monitoring: MonitoringConfig) -> Path:
     import joblib
 
     from pipelines import train as protocol
+    from pipelines.coverage import resolve_folds
     from pipelines.reference import FRAME, META, build_reference, file_md5, meta_dict
     from pipelines.schema import feature_columns
 
     out = cfg.paths.reference
     model = joblib.load(cfg.paths.model)
-    fold = protocol.folds(cfg.train, cfg.features.label_delay_days)[0]
+    fold = resolve_folds(cfg)[0]
     block = protocol.test_block(protocol.load_folds(cfg.paths.features, [fold]), fold)
     threshold = float(json.loads((cfg.paths.metrics / "evaluate.json").read_text())["threshold"])
     frame, meta = build_reference(

@@ -3,7 +3,9 @@
 A fold trains on `train_days` from its start, skips `label_delay_days` (labels not known yet
 at the end of training), and tests on the next `test_days`. Fold i starts i test blocks
 before fold 0, the latest fold. `train.start_date` is fold 0's start (`train.anchor:
-latest`) or the start of the earliest fold, K - 1 test blocks before fold 0 (`earliest`).
+latest`) or the start of the earliest fold, K - 1 test blocks before fold 0 (`earliest`);
+`auto` is placed on the data's dates by `pipelines/coverage.py`, which also checks that the
+data covers every fold. Each block is cut with both classes in it, or stops the run in one line.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pipelines import schema
 from pipelines.config import Train
-from pipelines.errors import DataContractError
+from pipelines.errors import DataContractError, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,18 @@ class Fold:
         }
 
 
+def placed_start(cfg: Train) -> dt.date:
+    """`cfg.start_date` as a date: `auto` must have been placed on the data first
+    (`coverage.place`, which `coverage.resolve_folds` runs)."""
+    if not isinstance(cfg.start_date, dt.date):
+        raise ValueError("train.start_date is auto: place the folds with coverage.resolve_folds")
+    return cfg.start_date
+
+
 def folds(cfg: Train, delay_days: int) -> list[Fold]:
     """Fold 0 is the latest; each further fold is one test block earlier. Fold 0 starts at
     `start_date` (anchor `latest`), or the last fold does (anchor `earliest`)."""
-    latest = cfg.start_date
+    latest = placed_start(cfg)
     if cfg.anchor == "earliest":
         latest += dt.timedelta(days=(cfg.folds - 1) * cfg.test_days)
     out = []
@@ -81,24 +91,42 @@ def _between(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.Series:
     return (day >= pd.Timestamp(start)) & (day < pd.Timestamp(end))
 
 
-def training_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
-    """Transactions of the fold's training block."""
-    rows = frame[_between(frame, fold.train_start, fold.train_end)]
-    if rows.empty or rows[schema.TX_FRAUD].nunique() < 2:
-        raise DataContractError(
-            f"fold {fold.index}: training block {fold.train_start}..{fold.train_end} needs "
-            "transactions of both classes; check train.start_date against the data's dates"
+def block_dates(start: dt.date, end: dt.date) -> str:
+    """The days from `start` to `end` (exclusive), written with both ends inclusive."""
+    return f"{start}..{end - dt.timedelta(days=1)}"
+
+
+def require_both_classes(rows: pd.DataFrame, fold: Fold, block: str) -> pd.DataFrame:
+    """`rows` of `block` of `fold`, refused in one line unless both classes occur in them."""
+    frauds = int(rows[schema.TX_FRAUD].sum())
+    legit = len(rows) - frauds
+    if frauds == 0 or legit == 0:
+        raise ProtocolError(
+            f"train: fold {fold.index}'s {block} has {legit} legitimate and {frauds} "
+            "fraudulent transactions; every block needs both classes: lengthen "
+            "train.train_days / train.test_days or move train.start_date"
         )
     return rows
 
 
+def training_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
+    """Transactions of the fold's training block (both classes, or a `ProtocolError`)."""
+    rows = frame[_between(frame, fold.train_start, fold.train_end)]
+    block = f"training block {block_dates(fold.train_start, fold.train_end)}"
+    return require_both_classes(rows, fold, block)
+
+
 def test_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
-    """Every transaction of the fold's test block (what a service would have scored)."""
-    return frame[_between(frame, fold.test_start, fold.test_end)]
+    """Every transaction of the fold's test block (what a service would have scored; both
+    classes, or a `ProtocolError`)."""
+    rows = frame[_between(frame, fold.test_start, fold.test_end)]
+    block = f"test block {block_dates(fold.test_start, fold.test_end)}"
+    return require_both_classes(rows, fold, block)
 
 
 def scoring_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
-    """The test block without cards already known to be compromised on each test day.
+    """The test block without cards already known to be compromised on each test day (both
+    classes left, or a `ProtocolError`: metrics and thresholds need both).
 
     A card is known on test day t once one of its frauds from the training start on is at
     least `delay_days` old: a fraud on a day < t - delay (the handbook's rule).
@@ -108,7 +136,8 @@ def scoring_block(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     test = test_block(frame, fold)
     known_from = test[schema.CUSTOMER_ID].map(first_fraud) + pd.Timedelta(days=fold.delay_days)
     known = known_from.notna() & (known_from < test[DAY])
-    return test[~known.to_numpy()]
+    block = f"test block {block_dates(fold.test_start, fold.test_end)} without known compromised"
+    return require_both_classes(test[~known.to_numpy()], fold, f"{block} cards")
 
 
 def make_estimator(cfg: Train, params: dict[str, Any] | None = None) -> ClassifierMixin:
@@ -157,4 +186,8 @@ def load_folds(path: Path, all_folds: list[Fold]) -> pd.DataFrame:
         )
     except (OSError, ValueError) as exc:
         raise DataContractError(f"{path}: cannot read features ({exc})") from None
-    return with_day(frame)
+    frame = with_day(frame)
+    for fold in all_folds:  # a block without both classes stops here, before any fit
+        training_block(frame, fold)
+        test_block(frame, fold)
+    return frame

@@ -70,6 +70,14 @@ def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout + done.stderr
 
 
+def one_line_failure(cwd: Path, *args: str, code: int = 1) -> str:
+    """Run a command that must fail with `code` and no traceback; return its last line."""
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+    assert done.returncode == code, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
 def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
     """A fresh copy of the committed project (no data, no lock) with config overrides."""
     files = subprocess.run(

@@ -146,6 +146,7 @@ PAYSIM = {
     "source.timestamp_unit": "hours",
     "source.hashed_ids": [schema.CUSTOMER_ID, schema.TERMINAL_ID],
     "source.transaction_id": "row_number",
+    "train.start_date": "auto",  # the folds end on the data's last day
     "features.hour_of_day": True,
     "features.columns": [
         {"name": "type", "kind": "categorical", "categories": TYPES},

@@ -11,7 +11,7 @@ import yaml
 
 from pipelines.__main__ import main
 from pipelines.config import apply_overrides
-from tests.conftest import REPO_ROOT, TINY
+from tests.conftest import REPO_ROOT, TINY, one_line_failure
 
 
 def _config(tmp_path: Path, **changes: object) -> Path:
@@ -86,13 +86,8 @@ def test_truncated_parquet_is_one_line_without_traceback(tmp_path: Path) -> None
         cwd=REPO_ROOT,
     )
     raw.write_bytes(raw.read_bytes()[:100])
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines", "--config", str(config), "validate"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
+    last = one_line_failure(
+        REPO_ROOT, sys.executable, "-m", "pipelines", "--config", str(config), "validate"
     )
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {raw}: cannot read")
+    assert last.startswith(f"error: {raw}: cannot read")
     assert not (tmp_path / "clean.parquet").exists()

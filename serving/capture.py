@@ -36,7 +36,8 @@ PROBE_BYTES = 64 * 1024  # what the probe writes to tell a disk with room from a
 
 log = logging.getLogger(__name__)
 
-# Columns of a prediction line: one value per line, then one value per row.
+# Columns of a prediction line: one value per line, then one value per row. The declared
+# columns of the request (`features.columns`) follow `tx_amount`, one value per row too.
 PER_LINE = ("captured_at", "model_name", "model_version")
 PER_ROW = (
     "transaction_id",
@@ -61,10 +62,11 @@ def decode(line: bytes | str) -> list[dict[str, Any]]:
     data = orjson.loads(line)
     features: dict[str, list[Any]] = data["features"]
     n = len(data["transaction_id"])
+    per_row = [key for key in data if key not in PER_LINE and key != "features"]
     rows = []
     for i in range(n):
         row = {key: data[key] for key in PER_LINE}
-        row.update({key: data[key][i] for key in PER_ROW if key != "features"})
+        row.update({key: data[key][i] for key in per_row})
         row["features"] = {name: values[i] for name, values in features.items()}
         rows.append(row)
     return rows
@@ -74,8 +76,8 @@ def columns_of(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     """The inverse of `decode` for rows sharing the `PER_LINE` values (tests, tools)."""
     first = rows[0]
     out: dict[str, Any] = {key: first[key] for key in PER_LINE}
-    for key in PER_ROW:
-        if key != "features":
+    for key in first:
+        if key not in PER_LINE and key != "features":
             out[key] = [r[key] for r in rows]
     names = list(first["features"])
     out["features"] = {name: [r["features"][name] for r in rows] for name in names}

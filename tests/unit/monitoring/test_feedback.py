@@ -10,10 +10,11 @@ import pandas as pd
 
 from monitoring.feedback import FILE, Feedback, enough, export, retrain_start
 from pipelines import schema
+from pipelines.config import Features
 from tests.captures import write_predictions
 
 
-def _capture(root: Path) -> None:
+def _capture(root: Path, declared: dict[str, object] | None = None) -> None:
     rows = [
         {
             "captured_at": f"2026-11-0{1 + 2 * (i == 4)}T00:00:00+00:00",
@@ -27,6 +28,7 @@ def _capture(root: Path) -> None:
             "features": {"tx_amount": 1.5 * i},
             "fraud_probability": 0.1,
             "model_version": 1,
+            **(declared or {}),
         }
         for i in range(5)
     ]
@@ -65,3 +67,26 @@ def test_the_training_block_must_lie_in_production() -> None:
     assert not enough(Feedback(100, dt.date(2018, 6, 1), dt.date(2018, 6, 20)), 7, 7, 7)
     # The test block then ends on the last labelled day; training starts on the first.
     assert retrain_start(three_weeks, 7, 7, 7) == dt.date(2018, 6, 1)
+
+
+def test_declared_columns_come_back_for_a_retrain(tmp_path: Path) -> None:
+    """`features.columns`: the request's declared values are captured and fed back as the
+    raw columns `generate` and `validate` expect, typed."""
+    declared = Features.model_validate(
+        {
+            "label_delay_days": 7,
+            "customer_windows_days": [1],
+            "terminal_windows_days": [1],
+            "night_max_hour": 6,
+            "columns": [
+                {"name": "type", "kind": "categorical", "categories": ["PAYMENT", "TRANSFER"]},
+                {"name": "balance", "kind": "numeric"},
+            ],
+        }
+    ).columns
+    _capture(tmp_path / "capture", {"type": "TRANSFER", "balance": 12.5})
+    export(tmp_path / "capture", None, tmp_path / "feedback", declared)
+    raw = pd.read_parquet(tmp_path / "feedback" / FILE)
+    assert dict(raw.dtypes.astype(str)) == schema.raw_dtypes(declared)
+    assert list(raw["type"]) == ["TRANSFER"] * 3
+    assert list(raw["balance"]) == [12.5] * 3

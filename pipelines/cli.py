@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from pipelines.config import parse_override
-from pipelines.errors import ConfigError, FraudOpsError
+from pipelines.errors import ERROR_FILE_ENV, ConfigError, FraudOpsError
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -36,9 +37,17 @@ def exit_code(command: Callable[[], None]) -> int:
     try:
         command()
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _report(exc)
         return 2
     except FraudOpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _report(exc)
         return 1
     return 0
+
+
+def _report(exc: FraudOpsError) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    path = os.environ.get(ERROR_FILE_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{exc}\n")

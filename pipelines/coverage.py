@@ -19,6 +19,7 @@ import pandas as pd
 from pipelines import schema
 from pipelines.config import PipelineConfig, Train
 from pipelines.errors import DataContractError, ProtocolError
+from pipelines.schema import reach_days
 from pipelines.train import Fold, block_dates, folds, placed_start
 
 log = logging.getLogger(__name__)
@@ -134,4 +135,22 @@ def resolve_folds(cfg: PipelineConfig, features: Path | None = None) -> list[Fol
         span.first_day,
         span.last_day,
     )
+    _warn_short_history(all_folds, reach_days(cfg.features), span)
     return all_folds
+
+
+def _warn_short_history(all_folds: list[Fold], reach: int, span: DataSpan) -> None:
+    """One warning when the earliest fold trains on transactions whose windows reach back
+    before the data starts (their counts and rates are partial): its scores are not
+    comparable with later folds'."""
+    short = [f for f in all_folds if (f.train_start - span.first_day).days < reach]
+    if short:
+        log.warning(
+            "protocol: fold(s) %s train from %s, %d day(s) after the data starts, while the "
+            "feature windows reach %d days back: their windows are partial and their metrics "
+            "read low (more data before train.start_date, or fewer train.folds, avoids it)",
+            ", ".join(str(f.index) for f in short),
+            short[-1].train_start,
+            (short[-1].train_start - span.first_day).days,
+            reach,
+        )

@@ -27,3 +27,9 @@ class ProtocolError(FraudOpsError):
 
 class ServiceError(FraudOpsError):
     """The scoring service answered a request with an error."""
+
+
+# A file a command's one-line failure is also appended to, when set: how a stage's command,
+# run by `dvc repro` as a child process, tells its caller what went wrong
+# (pipelines/cli.py writes it, pipelines/versioning.py reads it).
+ERROR_FILE_ENV = "FRAUDOPS_ERROR_FILE"

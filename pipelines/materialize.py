@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipelines.config import Features
 from pipelines.io import sql_path
-from pipelines.schema import EVENTS
+from pipelines.schema import EVENTS, reach_days
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,6 @@ class Materialized:
     rows: int
     days: int
     as_of: dt.datetime
-
-
-def reach_days(cfg: Features) -> int:
-    """How many days back any window of a transaction reaches (0: no windows configured)."""
-    terminal = [cfg.label_delay_days + w for w in cfg.terminal_windows_days]
-    return max([*cfg.customer_windows_days, *terminal], default=0)
 
 
 def materialize(

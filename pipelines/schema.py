@@ -102,6 +102,12 @@ def terminal_columns(cfg: Features) -> list[str]:
     ]
 
 
+def reach_days(cfg: Features) -> int:
+    """How many days back any window of a transaction reaches (0: no windows configured)."""
+    terminal = [cfg.label_delay_days + w for w in cfg.terminal_windows_days]
+    return max([*cfg.customer_windows_days, *terminal], default=0)
+
+
 def history_column(cfg: Features) -> str | None:
     """The count of the longest customer window: how much history a customer has."""
     w = max(cfg.customer_windows_days, default=None)

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.errors import FraudOpsError
+from pipelines.errors import ERROR_FILE_ENV, FraudOpsError
 
 log = logging.getLogger(__name__)
 DEFAULT_PARAMS = Path("configs/pipeline.yaml")  # the file `dvc.yaml` takes its `vars` from
@@ -28,6 +29,25 @@ DEFAULT_PARAMS = Path("configs/pipeline.yaml")  # the file `dvc.yaml` takes its 
 
 class VersioningError(FraudOpsError):
     """DVC could not reproduce, push, or report a version."""
+
+
+class StageFailedError(VersioningError):
+    """A stage's command failed: the message is its own error line (`stage train: ...`)."""
+
+
+@contextmanager
+def _error_file(path: Path) -> Iterator[Path]:
+    """`path` as `FRAUDOPS_ERROR_FILE` while the block runs: a stage's command (a child of
+    `dvc repro`) appends its one-line error there (pipelines/cli.py)."""
+    before = os.environ.get(ERROR_FILE_ENV)
+    os.environ[ERROR_FILE_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop(ERROR_FILE_ENV, None)
+        else:
+            os.environ[ERROR_FILE_ENV] = before
 
 
 def stage_names(root: Path = Path(".")) -> list[str]:
@@ -68,15 +88,28 @@ def reproduce(
     If the stage fails because the run is stopping (`stopping()`: its command was killed),
     its outputs are put back as `dvc.lock` records them, so nothing is left half-written.
     """
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo  # heavy: imported only when a stage actually runs
 
-    with Repo(str(root)) as repo, _this_python_first():
+    with (
+        Repo(str(root)) as repo,
+        _this_python_first(),
+        tempfile.TemporaryDirectory(prefix="fraudops-stage-") as tmp,
+        _error_file(Path(tmp) / "error") as errors,
+    ):
         try:
-            ran = repo.reproduce(stage, single_item=True)
-        except BaseException:
+            # The stage of `root`'s dvc.yaml: DVC reads a bare name against the working directory.
+            ran = repo.reproduce(f"{root / 'dvc.yaml'}:{stage}", single_item=True)
+        except BaseException as exc:
             if stopping():
                 _restore_outputs(repo, stage)
-            raise
+                raise
+            if not isinstance(exc, DvcException):
+                raise
+            said = errors.read_text(encoding="utf-8").strip() if errors.exists() else ""
+            said = said.splitlines()[-1] if said else ""
+            # The stage's own one line (DVC's traceback chain adds nothing to it).
+            raise StageFailedError(f"stage {stage} failed: {said or exc}") from None
     names = [getattr(s, "addressing", str(s)) for s in ran]
     log.info("dvc: %s", f"ran {', '.join(names)}" if names else f"{stage} up to date")
     return names

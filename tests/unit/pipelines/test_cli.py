@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ import yaml
 
 from pipelines.__main__ import main
 from pipelines.config import apply_overrides
+from pipelines.errors import ERROR_FILE_ENV
+from pipelines.versioning import StageFailedError, reproduce
 from tests.conftest import REPO_ROOT, TINY, one_line_failure
 
 
@@ -91,3 +94,33 @@ def test_truncated_parquet_is_one_line_without_traceback(tmp_path: Path) -> None
     )
     assert last.startswith(f"error: {raw}: cannot read")
     assert not (tmp_path / "clean.parquet").exists()
+
+
+FAILING_STAGE = """
+import sys
+from pipelines.cli import exit_code
+from pipelines.errors import DataContractError
+
+def fail() -> None:
+    raise DataContractError("train: the protocol needs 42 days; the data has 30")
+
+sys.exit(exit_code(fail))
+"""
+
+
+def test_a_failed_stage_is_its_own_line_to_the_caller_of_dvc(tmp_path: Path) -> None:
+    """A stage whose command fails with one line: `versioning.reproduce` raises that line
+    (`stage train failed: ...`), not DVC's chain of tracebacks, so a flow ends with it."""
+    (tmp_path / "fail.py").write_text(FAILING_STAGE)
+    (tmp_path / "dvc.yaml").write_text(
+        f"stages:\n  train:\n    cmd: {sys.executable} fail.py\n    deps: [fail.py]\n"
+        "    outs: [out.txt]\n"
+    )
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    with pytest.raises(StageFailedError) as err:
+        reproduce("train", root=tmp_path)
+    assert str(err.value) == (
+        "stage train failed: train: the protocol needs 42 days; the data has 30"
+    )
+    assert ERROR_FILE_ENV not in os.environ

@@ -97,7 +97,11 @@ def test_the_resolved_dates_are_logged_in_one_line(
     assert caplog.messages == [
         "protocol: train.start_date auto (anchor latest) -> 2 folds over 2024-01-03..2024-01-30, "
         "fold 0 trains 2024-01-10..2024-01-16 and tests 2024-01-24..2024-01-30; the data has "
-        "2024-01-01..2024-01-30"
+        "2024-01-01..2024-01-30",
+        # 30 days of data: no fold has the 37 days of history its windows reach back.
+        "protocol: fold(s) 0, 1 train from 2024-01-03, 2 day(s) after the data starts, while "
+        "the feature windows reach 37 days back: their windows are partial and their metrics "
+        "read low (more data before train.start_date, or fewer train.folds, avoids it)",
     ]
 
 

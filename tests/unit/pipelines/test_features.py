@@ -14,8 +14,8 @@ from pipelines.config import Features, PipelineConfig
 from pipelines.features import build_features
 from pipelines.generate import simulate_history
 from pipelines.io import read_table, write_parquet
-from pipelines.materialize import materialize, reach_days
-from pipelines.schema import DAY_US, feature_columns
+from pipelines.materialize import materialize
+from pipelines.schema import DAY_US, feature_columns, reach_days
 from serving.features import declared_matrix, epoch_us, feature_matrix, windows
 from serving.store import Aggregates, Events, open_store
 from tests.pandas_features import build_features as oracle

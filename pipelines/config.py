@@ -283,8 +283,10 @@ class Features(Strict):
     `terminal_id` (`source.column_map` says which of a file's columns those are); an empty
     list of windows turns that group off. `customer_amount_ratio` adds, per customer window,
     the amount over the window's mean amount; off, the features are the handbook's (15 with
-    its windows). `hour_of_day` adds the transaction's hour (0-23). `columns` declares the
-    per-transaction columns of your own data (numeric or categorical), each a feature."""
+    its windows). `hour_of_day` adds the transaction's hour (0-23);
+    `customer_since_previous_days` / `terminal_since_previous_days` the days since the
+    entity's previous transaction (capped). `columns` declares the per-transaction columns
+    of your own data (numeric or categorical), each a feature."""
 
     label_delay_days: int = Field(ge=0, le=365)
     customer_windows_days: list[int]
@@ -292,6 +294,10 @@ class Features(Strict):
     terminal_windows_days: list[int]
     night_max_hour: int = Field(ge=0, le=23)
     hour_of_day: bool = False
+    # Days since the customer's (terminal's) previous transaction, capped at this many days
+    # (and this value when there is none within them); 0 leaves the feature out.
+    customer_since_previous_days: int = Field(default=0, ge=0, le=365)
+    terminal_since_previous_days: int = Field(default=0, ge=0, le=365)
     columns: list[DeclaredColumn] = Field(default_factory=list)
 
     @model_validator(mode="after")

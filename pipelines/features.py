@@ -56,6 +56,15 @@ def transaction_sql(cfg: Features) -> list[str]:
     return out
 
 
+def _previous(cfg: Features) -> list[tuple[str, int, str]]:
+    """(window, cap in days, column) of each days-since-previous feature: the latest other
+    transaction of the entity strictly before t (ties excluded) and at most `cap` days back;
+    `cap` when there is none."""
+    caps = {"c": cfg.customer_since_previous_days, "t": cfg.terminal_since_previous_days}
+    names = iter(schema.previous_columns(cfg))
+    return [(w, cap, next(names)) for w, cap in caps.items() if cap]
+
+
 def features_sql(cfg: Features, source: str) -> str:
     """The feature query over `source` (a table name or a `read_parquet(...)` call)."""
     d = cfg.label_delay_days
@@ -88,9 +97,16 @@ def features_sql(cfg: Features, source: str) -> str:
             f"CASE WHEN {n} = 0 THEN 0.0 ELSE ({diff} // {FRAUD_UNIT}) / {n} END "
             f"AS terminal_id_risk_{w}day_window"
         )
+    previous = [
+        f"coalesce((ts - max(ts) OVER ({w} RANGE BETWEEN {cap * DAY_US} PRECEDING AND 1 "
+        f"PRECEDING)) / {float(DAY_US)}, {float(cap)}) AS {name}"
+        for w, cap, name in _previous(cfg)
+    ]
     raw = ", ".join(schema.raw_columns(cfg.columns))
     # Either window group may be configured empty (turned off): no dangling commas then.
-    windowed = "".join(f",\n    {c}" for c in [*transaction_sql(cfg), *customer, *packed])
+    windowed = "".join(
+        f",\n    {c}" for c in [*transaction_sql(cfg), *customer, *packed, *previous]
+    )
     exclude = f" EXCLUDE ({', '.join(f'_t{s}' for s in spans)})" if spans else ""
     derived = "".join(f", {c}" for c in [*ratios, *terminal])
     return f"""

@@ -105,7 +105,17 @@ def terminal_columns(cfg: Features) -> list[str]:
 def reach_days(cfg: Features) -> int:
     """How many days back any window of a transaction reaches (0: no windows configured)."""
     terminal = [cfg.label_delay_days + w for w in cfg.terminal_windows_days]
-    return max([*cfg.customer_windows_days, *terminal], default=0)
+    previous = [cfg.customer_since_previous_days, cfg.terminal_since_previous_days]
+    return max([*cfg.customer_windows_days, *terminal, *previous], default=0)
+
+
+def previous_columns(cfg: Features) -> list[str]:
+    """Days since the customer's, then the terminal's, previous transaction (when set)."""
+    caps = (
+        (CUSTOMER_ID, cfg.customer_since_previous_days),
+        (TERMINAL_ID, cfg.terminal_since_previous_days),
+    )
+    return [f"{entity}_days_since_previous_tx" for entity, cap in caps if cap]
 
 
 def history_column(cfg: Features) -> str | None:
@@ -148,4 +158,5 @@ def transaction_columns(cfg: Features) -> list[str]:
 def feature_columns(cfg: Features) -> list[str]:
     """The model's input columns, in order: one definition for training and serving."""
     base = [TX_AMOUNT, "tx_during_weekend", "tx_during_night"]
-    return base + transaction_columns(cfg) + customer_columns(cfg) + terminal_columns(cfg)
+    windowed = customer_columns(cfg) + terminal_columns(cfg) + previous_columns(cfg)
+    return base + transaction_columns(cfg) + windowed

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from pipelines.config import Features
 from pipelines.schema import DAY_US, naive_utc, transaction_columns
-from serving.store import Aggregates, Windows
+from serving.store import NO_PREVIOUS, Aggregates, Windows
 
 HOUR_US = 3_600 * 1_000_000
 THURSDAY = 3  # 1970-01-01, day 0 of the epoch, as `datetime.weekday()` numbers it
@@ -38,11 +38,15 @@ def epoch_us(when: list[dt.datetime]) -> NDArray[np.int64]:
 def windows(cfg: Features) -> Windows:
     """The windows of these feature definitions, as offsets from the transaction time."""
     d = cfg.label_delay_days
+    cp, tp = cfg.customer_since_previous_days, cfg.terminal_since_previous_days
     return Windows(
         customer=tuple((w * DAY_US, 0) for w in cfg.customer_windows_days),
         terminal=tuple(
             ((d + w) * DAY_US, d * DAY_US if d > 0 else 1) for w in cfg.terminal_windows_days
         ),
+        # (t - cap, t - 1]: an event at exactly t - cap is cap days back, the value of none.
+        customer_previous=(cp * DAY_US, 1) if cp else None,
+        terminal_previous=(tp * DAY_US, 1) if tp else None,
     )
 
 
@@ -105,6 +109,14 @@ def feature_matrix(
     if cfg.customer_amount_ratio:
         x[:, tx_end + 2 : end : per] = _ratio(amount[:, None], mean, 1.0)
     n = agg.terminal_count.astype(np.float64)
-    x[:, end::2] = n
-    x[:, end + 1 :: 2] = _ratio(agg.terminal_fraud.astype(np.float64), n, 0.0)
+    last = end + 2 * kt  # first days-since-previous column
+    x[:, end:last:2] = n
+    x[:, end + 1 : last : 2] = _ratio(agg.terminal_fraud.astype(np.float64), n, 0.0)
+    caps = (cfg.customer_since_previous_days, cfg.terminal_since_previous_days)
+    for cap, previous in zip(caps, (agg.customer_previous, agg.terminal_previous), strict=True):
+        if cap:
+            assert previous is not None, "the store was opened without this window"
+            none = previous == NO_PREVIOUS
+            days = (t - np.where(none, t, previous)).astype(np.float64) / float(DAY_US)
+            x = np.column_stack([x, np.where(none, float(cap), days)])  # / as the SQL divides
     return x

@@ -99,16 +99,33 @@ class Windows:
 
     customer: tuple[tuple[int, int], ...]
     terminal: tuple[tuple[int, int], ...]
+    # The window in which the entity's previous transaction is looked for ((cap, 1): at
+    # most cap back, strictly before t), when a days-since-previous feature is on.
+    customer_previous: tuple[int, int] | None = None
+    terminal_previous: tuple[int, int] | None = None
 
     @property
     def customer_reach_us(self) -> int:
         """How far back the customer windows reach."""
-        return max((lo for lo, _ in self.customer), default=0)
+        return max((lo for lo, _ in self.customer_read), default=0)
 
     @property
     def terminal_reach_us(self) -> int:
         """How far back the terminal windows reach."""
-        return max((lo for lo, _ in self.terminal), default=0)
+        return max((lo for lo, _ in self.terminal_read), default=0)
+
+    @property
+    def customer_read(self) -> tuple[tuple[int, int], ...]:
+        """Every range of a customer's events a transaction needs (windows, previous)."""
+        return self.customer + ((self.customer_previous,) if self.customer_previous else ())
+
+    @property
+    def terminal_read(self) -> tuple[tuple[int, int], ...]:
+        """Every range of a terminal's events a transaction needs (windows, previous)."""
+        return self.terminal + ((self.terminal_previous,) if self.terminal_previous else ())
+
+
+NO_PREVIOUS = np.iinfo(np.int64).min  # `Aggregates.*_previous` when there is none
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,10 @@ class Aggregates:
     customer_amount: NDArray[np.float64]  # sum of the amounts
     terminal_count: NDArray[np.int64]
     terminal_fraud: NDArray[np.int64]  # how many are labelled fraud
+    # Per event, the time of the entity's latest event in its `Windows.*_previous` window
+    # (`NO_PREVIOUS`: none); None when that window is not configured.
+    customer_previous: NDArray[np.int64] | None = None
+    terminal_previous: NDArray[np.int64] | None = None
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,13 @@ from typing import Any, NoReturn, cast
 import numpy as np
 import pyarrow.parquet as pq
 import redis
+from numpy.typing import NDArray
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from pipelines.schema import EVENTS
 from serving.store import (
+    NO_PREVIOUS,
     Aggregates,
     Answers,
     ConflictError,
@@ -97,7 +99,8 @@ class RedisStore:
     ) -> None:
         self._windows = windows
         self._spec: list[Any] = []
-        for w in (windows.customer, windows.terminal):
+        previous = (windows.customer_previous, windows.terminal_previous)
+        for w in (windows.customer, windows.terminal, *((p,) if p else () for p in previous)):
             self._spec += [len(w), *(x for pair in w for x in pair)]
         self._spec.append(KEEP_EVENTS)
         # The client is thread-safe: each call takes a connection from its pool (one per
@@ -174,16 +177,31 @@ class RedisStore:
         return self._aggregates(raw)
 
     def _aggregates(self, raw: Sequence[Sequence[Any]]) -> Aggregates:
-        kc = len(self._windows.customer)
+        w = self._windows
+        kc, kt = len(w.customer), len(w.terminal)
+        windowed = 2 * (kc + kt)
         # Counts are integers, sums '%.17g' text: both convert to float64 exactly.
-        flat = [float(x) for row in raw for x in row]
-        rows = np.array(flat, dtype=np.float64).reshape(len(raw), -1)
+        flat = [float(x) for row in raw for x in row[:windowed]]
+        rows = np.array(flat, dtype=np.float64).reshape(len(raw), windowed)
         customer, terminal = rows[:, : 2 * kc], rows[:, 2 * kc :]
+        # Then the previous events' times (as Redis writes scores; b'n': none), if configured.
+        previous: list[NDArray[np.int64] | None] = []
+        at = windowed
+        for window in (w.customer_previous, w.terminal_previous):
+            if window is None:
+                previous.append(None)
+                continue
+            found = [row[at] for row in raw]
+            times = [NO_PREVIOUS if v == b"n" else int(float(v)) for v in found]
+            previous.append(np.array(times, dtype=np.int64))
+            at += 1
         return Aggregates(
             customer[:, 0::2].astype(np.int64),
             customer[:, 1::2],
             terminal[:, 0::2].astype(np.int64),
             terminal[:, 1::2].astype(np.int64),
+            customer_previous=previous[0],
+            terminal_previous=previous[1],
         )
 
     def score(self, events: Events, fresh: Fresh, max_ahead_us: int | None) -> Outcome:

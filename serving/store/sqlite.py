@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from pipelines.schema import EVENTS
 from serving.store import (
+    NO_PREVIOUS,
     Aggregates,
     Answers,
     ConflictError,
@@ -33,7 +34,7 @@ from serving.store import (
     now_us,
 )
 from serving.store import timelines as tl
-from serving.store.windows import Timelines, aggregate
+from serving.store.windows import Timelines, aggregate, latest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,6 +105,11 @@ MMAP_BYTES = 1 << 30
 CACHE_KIB = 32 * 1024  # a batch of new events dirties a page per B-tree and timeline
 
 
+# One kind's reads for some events: window counts, window sums, previous event times (None:
+# not configured).
+KindReads = tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64] | None]
+
+
 class SQLiteStore:
     """Events in one table, plus a timeline row per customer and per terminal.
 
@@ -121,9 +127,14 @@ class SQLiteStore:
             tl.TERMINALS: windows.terminal_reach_us,
         }
         self._keep = {kind: KEEP * reach for kind, reach in self._reach.items()}
+        self._windows_of = {tl.CUSTOMERS: windows.customer, tl.TERMINALS: windows.terminal}
+        self._previous = {
+            tl.CUSTOMERS: windows.customer_previous,
+            tl.TERMINALS: windows.terminal_previous,
+        }
         self._few = {
-            tl.CUSTOMERS: _aggregate_sql(tl.CUSTOMERS, windows.customer),
-            tl.TERMINALS: _aggregate_sql(tl.TERMINALS, windows.terminal),
+            tl.CUSTOMERS: _aggregate_sql(tl.CUSTOMERS, windows.customer, windows.customer_previous),
+            tl.TERMINALS: _aggregate_sql(tl.TERMINALS, windows.terminal, windows.terminal_previous),
         }
         self._local = threading.local()
         self._error: tuple[float, str | None] = (float("-inf"), None)  # (when, why)
@@ -402,56 +413,63 @@ class SQLiteStore:
 
     def _read_few(self, events: Events) -> Aggregates:
         """One aggregate query per event and kind, on the events table: fastest for a few."""
-        rows = []
-        for customer, terminal, t in zip(
-            events.customer_id.tolist(),
-            events.terminal_id.tolist(),
-            events.ts_us.tolist(),
-            strict=True,
-        ):
-            rows.append(
-                (*self._few_of(tl.CUSTOMERS, customer, t), *self._few_of(tl.TERMINALS, terminal, t))
-            )
-        kc = 2 * len(self._windows.customer)
-        out = np.array(rows, dtype=np.float64).reshape(len(events), -1)
-        return Aggregates(
-            out[:, 0:kc:2].astype(np.int64),
-            out[:, 1:kc:2],
-            out[:, kc::2].astype(np.int64),
-            out[:, kc + 1 :: 2].astype(np.int64),
-        )
-
-    def _few_of(self, kind: tl.Kind, key: int, t: int) -> tuple[float, ...]:
-        sql = self._few[kind]
-        return tuple(self._db.execute(sql, {"id": key, "t": t}).fetchone()) if sql else ()
+        return self._assemble(events, self._few_of)
 
     def _read(self, events: Events) -> Aggregates:
-        t = events.ts_us
-        cn, camount = self._aggregate(tl.CUSTOMERS, events.customer_id, t, self._windows.customer)
-        tn, tfraud = self._aggregate(tl.TERMINALS, events.terminal_id, t, self._windows.terminal)
-        return Aggregates(cn, camount, tn, np.rint(tfraud).astype(np.int64))
+        """Every event's windows from the timelines (and the events table for late ones)."""
+        return self._assemble(events, self._aggregate)
 
-    def _aggregate(
-        self,
-        kind: tl.Kind,
-        key: NDArray[np.int64],
-        t: NDArray[np.int64],
-        windows: tuple[tuple[int, int], ...],
-    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """Counts and sums of every window of `kind`, from timelines; transactions older
-        than the timelines cover (rare) from the events table, all of them in one query."""
+    def _assemble(self, events: Events, read: Callable[..., KindReads]) -> Aggregates:
+        t = events.ts_us
+        cn, camount, cprev = read(tl.CUSTOMERS, events.customer_id, t)
+        tn, tfraud, tprev = read(tl.TERMINALS, events.terminal_id, t)
+        return Aggregates(
+            cn,
+            camount,
+            tn,
+            np.rint(tfraud).astype(np.int64),
+            customer_previous=cprev,
+            terminal_previous=tprev,
+        )
+
+    def _few_of(self, kind: tl.Kind, key: NDArray[np.int64], t: NDArray[np.int64]) -> KindReads:
+        """Counts, sums (and previous times) of `kind`'s windows, one query per event."""
+        sql, previous = self._few[kind], self._previous[kind] is not None
+        k = len(self._windows_of[kind])
+        rows = [
+            self._db.execute(sql, {"id": i, "t": at}).fetchone() if sql else ()
+            for i, at in zip(key.tolist(), t.tolist(), strict=True)
+        ]
+        sums = np.array([row[: 2 * k] for row in rows], dtype=np.float64).reshape(len(t), 2 * k)
+        latest = None
+        if previous:
+            found = [row[2 * k] for row in rows]
+            latest = np.array([NO_PREVIOUS if v is None else v for v in found], dtype=np.int64)
+        return sums[:, 0::2].astype(np.int64), sums[:, 1::2], latest
+
+    def _aggregate(self, kind: tl.Kind, key: NDArray[np.int64], t: NDArray[np.int64]) -> KindReads:
+        """Counts and sums of every window of `kind` (and the previous event's time, when
+        configured), from timelines; transactions older than the timelines cover (rare) from
+        the events table, all of them in one query."""
         ids, seg = np.unique(key, return_inverse=True)
+        seg = seg.astype(np.int64)
         got = tl.read(self._db, kind, ids, self._keep[kind])
         if got.stale:
             with self._guard:
                 self._stale[kind].update(got.stale)
-        counts, sums = aggregate(got.timelines, seg.astype(np.int64), t, windows)
+        previous, windows = self._previous[kind], self._windows_of[kind]
+        counts, sums = aggregate(got.timelines, seg, t, windows)
+        prev = None if previous is None else latest(got.timelines, seg, t, previous)
         late = np.flatnonzero(t - self._reach[kind] < got.since[seg])
         if late.size:
             late_ids, late_seg = np.unique(key[late], return_inverse=True)
-            found = self._from_events(kind, late_ids, t[late], windows)
-            counts[late], sums[late] = aggregate(found, late_seg.astype(np.int64), t[late], windows)
-        return counts, sums
+            reads = windows + ((previous,) if previous else ())
+            found = self._from_events(kind, late_ids, t[late], reads)
+            seg_late = late_seg.astype(np.int64)
+            counts[late], sums[late] = aggregate(found, seg_late, t[late], windows)
+            if prev is not None and previous is not None:
+                prev[late] = latest(found, seg_late, t[late], previous)
+        return counts, sums, prev
 
     def _from_events(
         self,
@@ -534,15 +552,24 @@ def _into_wal(db: sqlite3.Connection) -> None:
     _while_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
 
 
-def _aggregate_sql(kind: tl.Kind, windows: tuple[tuple[int, int], ...]) -> str:
-    """Count and sum of each window (t - lo, t - hi] of entity :id at time :t."""
-    if not windows:
+def _aggregate_sql(
+    kind: tl.Kind, windows: tuple[tuple[int, int], ...], previous: tuple[int, int] | None
+) -> str:
+    """Count and sum of each window (t - lo, t - hi] of entity :id at time :t, then the
+    time of its latest event in the `previous` window (NULL: none), when given."""
+    if not windows and previous is None:
         return ""  # a group without windows reads nothing
     parts = []
+
+    def inside(lo: int, hi: int) -> str:
+        return f"FILTER (WHERE ts_us > :t - {int(lo)} AND ts_us <= :t - {int(hi)})"
+
     for lo, hi in windows:
-        inside = f"FILTER (WHERE ts_us > :t - {int(lo)} AND ts_us <= :t - {int(hi)})"
-        parts += [f"count(*) {inside}", f"total({kind.value}) {inside}"]
-    reach, nearest = max(lo for lo, _ in windows), min(hi for _, hi in windows)
+        parts += [f"count(*) {inside(lo, hi)}", f"total({kind.value}) {inside(lo, hi)}"]
+    if previous is not None:
+        parts.append(f"max(ts_us) {inside(*previous)}")
+    reads = windows + ((previous,) if previous else ())
+    reach, nearest = max(lo for lo, _ in reads), min(hi for _, hi in reads)
     return (
         f"SELECT {', '.join(parts)} FROM events WHERE {kind.key} = :id "
         f"AND ts_us > :t - {int(reach)} AND ts_us <= :t - {int(nearest)}"

@@ -93,3 +93,17 @@ def aggregate(
     b = found[:, [at[hi] for _, hi in windows]].ravel()
     counts = (b - a).reshape(n, k)
     return counts, _range_sums(tl.values, a, b).reshape(n, k)
+
+
+def latest(
+    tl: Timelines, seg: NDArray[np.int64], t: NDArray[np.int64], window: tuple[int, int]
+) -> NDArray[np.int64]:
+    """The time of each transaction's latest event in the window (t - lo, t - hi] of its
+    segment, or `none` (the int64 minimum) when the window is empty."""
+    lo, hi = window
+    a = _after(tl, seg, t - lo)
+    b = _after(tl, seg, t - hi)
+    out = np.full(len(t), np.iinfo(np.int64).min, dtype=np.int64)
+    found = b > a
+    out[found] = tl.ts[b[found] - 1]
+    return out

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from pipelines.schema import DAY_US, EVENTS
 from serving.store import (
+    NO_PREVIOUS,
     Aggregates,
     Answers,
     ConflictError,
@@ -691,3 +692,70 @@ def test_redis_flushed_refuses_then_seeds_itself_again(
     fresh = _Fresh()
     _score(store, [_event(3, 2, amount=5.0)], fresh)
     assert fresh.aggregates[0].customer_amount[0].tolist()[2] == [5.0, 12.0][bool(seeded)]
+
+
+PREVIOUS = Windows(
+    customer=WINDOWS.customer,
+    terminal=WINDOWS.terminal,
+    customer_previous=(30 * DAY_US, 1),
+    terminal_previous=(2 * DAY_US, 1),
+)
+
+
+def _latest(events: list[Event], e: Event, window: tuple[int, int], key: str) -> int | None:
+    lo, hi = window
+    times = [
+        o.ts_us
+        for o in events
+        if getattr(o, key) == getattr(e, key) and e.ts_us - lo < o.ts_us <= e.ts_us - hi
+    ]
+    return max(times, default=None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_the_previous_event_is_the_latest_strictly_before_in_every_read_path(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`Windows.*_previous`: each transaction's latest other event of its customer (of its
+    terminal) strictly before it and within the cap: ties at its own time do not count; a
+    batch, single events (SQLite's few-event queries) and very late transactions (its
+    events table) read the same."""
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    if url:
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
+    store = open_store(backend, tmp_path / "online.db", url, PREVIOUS)
+    try:
+        rng = np.random.default_rng(5)
+        days = np.round(rng.uniform(0, 120, 300), 1)  # tenths of a day: many ties
+        history = [
+            _event(i, float(d), customer=int(i % 7), terminal=int(i % 5))
+            for i, d in enumerate(days)
+        ]
+        for start in range(0, len(history), 60):
+            _add(store, history[start : start + 60])
+        late = [10.0, 35.5] if backend == "sqlite" else []
+        at = [119.5, 118.0, *late, 119.0, 100.0, 117.3, 119.95, 60.0, 119.9, 110.0, 118.7]
+        batch = [_event(5000 + j, d, customer=j % 7, terminal=j % 5) for j, d in enumerate(at)]
+        together = _add(store, batch)
+        alone = [_add(store, [e]) for e in batch]  # all known now: the same events count
+        everything = history + batch
+        for j, e in enumerate(batch):
+            for got in (together, alone[j]):
+                assert got.customer_previous is not None
+                assert got.terminal_previous is not None
+                i = j if got is together else 0
+                for found, window, key in (
+                    (got.customer_previous[i], PREVIOUS.customer_previous, "customer_id"),
+                    (got.terminal_previous[i], PREVIOUS.terminal_previous, "terminal_id"),
+                ):
+                    assert window is not None
+                    want = _latest(everything, e, window, key)
+                    assert found == (NO_PREVIOUS if want is None else want), (j, key)
+        assert (
+            _add(store, [_event(9999, 119.99, customer=99, terminal=99)]).customer_previous[0]
+            == NO_PREVIOUS
+        )  # type: ignore[index]
+    finally:
+        store.close()

@@ -148,6 +148,7 @@ PAYSIM = {
     "source.transaction_id": "row_number",
     "train.start_date": "auto",  # the folds end on the data's last day
     "features.hour_of_day": True,
+    "features.customer_since_previous_days": 7,
     "features.columns": [
         {"name": "type", "kind": "categorical", "categories": TYPES},
         {"name": "oldbalanceOrg", "kind": "numeric", "min": 0},

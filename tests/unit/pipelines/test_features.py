@@ -272,6 +272,8 @@ def test_online_features_equal_offline_with_and_without_amount_ratios(
 TYPES = ["PAYMENT", "TRANSFER", "CASH_OUT", "DEBIT", "CASH_IN"]
 MOBILE_MONEY = {
     "hour_of_day": True,
+    "customer_since_previous_days": 30,
+    "terminal_since_previous_days": 2,
     "columns": [
         {"name": "type", "kind": "categorical", "categories": TYPES},
         {"name": "oldbalanceOrg", "kind": "numeric", "min": 0},
@@ -319,3 +321,26 @@ def test_declared_columns_are_features_offline_and_online(
     assert len(online) > 100
     expected = offline.loc[online.index, names].astype(float)
     np.testing.assert_allclose(online.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_days_since_previous_is_strictly_before_and_capped(
+    tiny: PipelineConfig, tmp_path: Path
+) -> None:
+    """The latest other transaction of the customer strictly before t (an earlier one at the
+    same instant does not count), capped at the declared days (the cap when none)."""
+    f = tiny.features.model_copy(
+        update={"customer_since_previous_days": 3, "terminal_since_previous_days": 0}
+    )
+    df = _tx(
+        [
+            ("2018-04-01 10:00", 1, 1, 5.0, 0),
+            ("2018-04-02 10:00", 1, 1, 5.0, 0),  # 1 day after the first
+            ("2018-04-02 10:00", 1, 1, 5.0, 0),  # tied with it: 1 day too
+            ("2018-04-06 10:00", 1, 1, 5.0, 0),  # 4 days later: capped at 3
+            ("2018-04-06 16:00", 2, 1, 5.0, 0),  # another customer: none, 3
+        ]
+    )
+    out = _duckdb(tmp_path, df, f).sort_values(schema.TRANSACTION_ID)
+    assert out["customer_id_days_since_previous_tx"].tolist() == [3.0, 1.0, 1.0, 3.0, 3.0]
+    assert "terminal_id_days_since_previous_tx" not in out.columns
+    assert feature_columns(f)[-1] == "customer_id_days_since_previous_tx"

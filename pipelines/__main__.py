@@ -72,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--version", type=int, required=True)
     promote.add_argument("--reason", required=True)
     promote.add_argument("--force", action="store_true", help=FORCE_HELP)
+    score = sub.add_parser(
+        "score", help="batch transform: score a file with the champion (or --version)"
+    )
+    score.add_argument("--input", type=Path, required=True, help="parquet or CSV, source shape")
+    score.add_argument("--output", type=Path, required=True, help="scores: .parquet or .csv")
+    score.add_argument("--version", type=int, default=None, help="default: the champion")
+    score.add_argument(
+        "--with-history",
+        action="store_true",
+        help="windows also hold the project's clean data (paths.clean), as the service's do",
+    )
     rollback = sub.add_parser("rollback", help="give champion back to the previous champion")
     rollback.add_argument("--reason", default="manual rollback")
     rollback.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -106,6 +117,16 @@ def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
 
     project = load_project_config(args.project)
     name = project.registered_model_name
+    if args.command == "score":
+        from pipelines.score import score_file
+
+        done = score_file(cfg, project, args.input, args.output, args.version, args.with_history)
+        kept = f"; {done.quarantined} quarantined in {done.quarantine}" if done.quarantine else ""
+        print(
+            f"scored {done.rows} transactions with {name} version {done.version} "
+            f"({done.flagged} flagged) -> {done.output}{kept}"
+        )
+        return
     if args.command == "register":
         print(describe(register(cfg, project, actor())))
         return

@@ -117,17 +117,20 @@ def _declared_field(column: DeclaredColumn) -> Any:
     ]
 
 
+def _example(column: DeclaredColumn) -> object:
+    """A valid value of a declared column, for the OpenAPI examples."""
+    if column.kind == "categorical":
+        return column.categories[0]
+    low = column.min if column.min is not None else float("-inf")
+    high = column.max if column.max is not None else float("inf")
+    return min(max(0.0, low), high)
+
+
 def request_types(cfg: Features) -> RequestTypes:
     """`Transaction` and `Batch` with the declared columns as required fields."""
     if not cfg.columns:
         return RequestTypes(Transaction, Batch)
-    example = {
-        **EXAMPLE,
-        **{
-            c.name: (c.categories[0] if c.kind == "categorical" else c.min or 0.0)
-            for c in cfg.columns
-        },
-    }
+    example = {**EXAMPLE, **{c.name: _example(c) for c in cfg.columns}}
     fields = get_type_hints(Transaction, include_extras=True)
     fields.update({c.name: _declared_field(c) for c in cfg.columns})
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})

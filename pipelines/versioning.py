@@ -32,7 +32,7 @@ class VersioningError(FraudOpsError):
 
 
 class StageFailedError(VersioningError):
-    """A stage's command failed: the message is its own error line (`stage train: ...`)."""
+    """A stage's command failed: the message is its own error line (`stage train failed: ...`)."""
 
 
 @contextmanager

@@ -100,12 +100,12 @@ def run(ctx: Context) -> SectionResult:
     return SectionResult("\n\n".join(body), targets)
 
 
-def _lifecycle(root: Path) -> float:
-    """Run the lifecycle flow in `root`; its wall time in seconds."""
+def _timed(root: Path, what: str, *args: str) -> float:
+    """Run `python -m <args>` in `root` as a user would; its wall time in seconds."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": "", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.flows", "lifecycle"],
+        [sys.executable, "-m", *args],
         cwd=root,
         env=env,
         capture_output=True,
@@ -114,8 +114,13 @@ def _lifecycle(root: Path) -> float:
     )
     wall = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"lifecycle flow failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
     return wall
+
+
+def _lifecycle(root: Path) -> float:
+    """Run the lifecycle flow in `root`; its wall time in seconds."""
+    return _timed(root, "lifecycle flow", "pipelines.flows", "lifecycle")
 
 
 def _batch_transform(root: Path, out: Path) -> tuple[int, float]:
@@ -123,19 +128,8 @@ def _batch_transform(root: Path, out: Path) -> tuple[int, float]:
     import pandas as pd
 
     cfg = load_pipeline_config(root / CONFIG)
-    args = ["score", "--input", str(cfg.paths.clean), "--output", str(out)]
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
-        cwd=root,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"batch transform failed:\n{done.stderr[-3000:]}")
+    args = ("score", "--input", str(cfg.paths.clean), "--output", str(out))
+    wall = _timed(root, "batch transform", "pipelines", *args)
     return len(pd.read_parquet(out, columns=["transaction_id"])), wall
 
 

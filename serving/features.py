@@ -93,7 +93,14 @@ def feature_matrix(
     per = 3 if cfg.customer_amount_ratio else 2  # columns per customer window
     tx_end = 3 + len(transaction_columns(cfg))  # first customer column
     end = tx_end + per * kc  # first terminal column
-    x = np.empty((len(t), end + 2 * kt))
+    last = end + 2 * kt  # first days-since-previous column
+    caps = (cfg.customer_since_previous_days, cfg.terminal_since_previous_days)
+    previous = [
+        (cap, found)
+        for cap, found in zip(caps, (agg.customer_previous, agg.terminal_previous), strict=True)
+        if cap
+    ]
+    x = np.empty((len(t), last + len(previous)))
     x[:, 0], x[:, 1], x[:, 2] = amount, weekend, night
     j = 3
     if cfg.hour_of_day:
@@ -109,14 +116,11 @@ def feature_matrix(
     if cfg.customer_amount_ratio:
         x[:, tx_end + 2 : end : per] = _ratio(amount[:, None], mean, 1.0)
     n = agg.terminal_count.astype(np.float64)
-    last = end + 2 * kt  # first days-since-previous column
     x[:, end:last:2] = n
     x[:, end + 1 : last : 2] = _ratio(agg.terminal_fraud.astype(np.float64), n, 0.0)
-    caps = (cfg.customer_since_previous_days, cfg.terminal_since_previous_days)
-    for cap, previous in zip(caps, (agg.customer_previous, agg.terminal_previous), strict=True):
-        if cap:
-            assert previous is not None, "the store was opened without this window"
-            none = previous == NO_PREVIOUS
-            days = (t - np.where(none, t, previous)).astype(np.float64) / float(DAY_US)
-            x = np.column_stack([x, np.where(none, float(cap), days)])  # / as the SQL divides
+    for j, (cap, found) in enumerate(previous, start=last):
+        assert found is not None, "the store was opened without this previous-event window"
+        none = found == NO_PREVIOUS
+        since = (t - np.where(none, t, found)).astype(np.float64) / float(DAY_US)
+        x[:, j] = np.where(none, float(cap), since)  # / as the SQL divides
     return x

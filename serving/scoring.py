@@ -110,12 +110,13 @@ class Scorer:
             np.fromiter((tx["tx_amount"] for tx in txs), dtype=np.float64, count=n) + 0.0,
             np.zeros(n, dtype=np.int64),
         )
-        declared = declared_matrix(txs, self._cfg)  # the declared columns' features
-        names = self._declared
+        names = self._declared  # the declared columns (none by default: nothing to do)
+        declared = declared_matrix(txs, self._cfg) if names else None
 
         def fresh(rows: NDArray[np.intp], agg: Aggregates) -> Answers:
             scored = events.take(rows)
-            x = feature_matrix(scored.ts_us, scored.amount, agg, self._cfg, declared[rows])
+            chosen = None if declared is None else declared[rows]
+            x = feature_matrix(scored.ts_us, scored.amount, agg, self._cfg, chosen)
             p = model.score(x)
             decisions = np.asarray(p >= model.threshold)
             values = {c: [txs[i][c] for i in rows.tolist()] for c in names}

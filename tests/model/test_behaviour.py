@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import schema, stages
+from pipelines import reasons, schema, stages
 from pipelines.config import PipelineConfig
 from pipelines.evaluate import score
 from pipelines.io import read_table
@@ -69,3 +69,43 @@ def test_scores_are_probabilities(trained: tuple[Any, pd.DataFrame, PipelineConf
     model, frame, cfg = trained
     s = score(model, frame, feature_columns(cfg.features))
     assert ((s >= 0) & (s <= 1)).all()
+
+
+def test_reasons_add_up_to_the_raw_score(trained: tuple[Any, pd.DataFrame, PipelineConfig]) -> None:
+    model, frame, cfg = trained
+    x = frame.sample(300, random_state=2)[feature_columns(cfg.features)].to_numpy(np.float64)
+    explainer = reasons.Explainer(model, x.shape[1])
+    raw = explainer.raw_score(x)
+    assert explainer.output == "log_odds"
+    np.testing.assert_allclose(1 / (1 + np.exp(-raw)), model.predict_proba(x)[:, 1], atol=1e-12)
+    for method in reasons.METHODS:
+        contrib = explainer.contributions(x, method)
+        np.testing.assert_allclose(contrib.base + contrib.values.sum(axis=1), raw, atol=1e-6)
+
+
+def test_a_5x_amount_raises_the_amount_contribution(
+    trained: tuple[Any, pd.DataFrame, PipelineConfig],
+) -> None:
+    """The amount moves tx_amount and the customer's amount averages and ratios together;
+    SHAP shares the credit among them, so their sum is what must rise."""
+    model, frame, cfg = trained
+    features = feature_columns(cfg.features)
+    amount = [i for i, name in enumerate(features) if "amount" in name]
+    legit = frame[frame[schema.TX_FRAUD] == 0].sample(300, random_state=3)
+    usual = _with_amount(legit, 80.0, cfg)[features].to_numpy(np.float64)
+    five = _with_amount(legit, 400.0, cfg)[features].to_numpy(np.float64)  # past 220
+    explainer = reasons.Explainer(model, len(features))
+    before, after = explainer.contributions(usual), explainer.contributions(five)
+    raised = after.values[:, amount].sum(axis=1) > before.values[:, amount].sum(axis=1)
+    assert raised.mean() > 0.9
+    first = reasons.top(after, features, 3).features[:, 0]
+    assert np.isin(first, [features[i] for i in amount]).mean() > 0.9
+
+
+def test_top_reasons_are_the_largest_contributions_by_magnitude() -> None:
+    values = np.array([[0.1, -0.5, 0.3, 0.0], [2.0, 0.0, -0.1, -3.0]])
+    contrib = reasons.Contributions(values, -4.0, "log_odds", "exact")
+    top = reasons.top(contrib, ["a", "b", "c", "d"], 2)
+    assert top.features.tolist() == [["b", "c"], ["d", "a"]]
+    assert top.contributions.tolist() == [[-0.5, 0.3], [-3.0, 2.0]]
+    assert reasons.top(contrib, ["a", "b", "c", "d"], 9).features.shape == (2, 4)

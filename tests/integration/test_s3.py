@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from serving.main import create_app
 from serving.settings import Settings
+from stack import processes
 from stack.services import http_ok, services
 from stack.settings import load_stack_settings
 from tests.conftest import MODEL_NAME, TINY, TINY_FLOORS, copy_project, run
@@ -67,6 +67,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
         mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
         mp.setenv("AWS_CONFIG_FILE", str(none))
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(none))
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata look-up either
         mp.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)
         client = boto3.client("s3", endpoint_url=endpoint)
         client.create_bucket(Bucket=BUCKET)
@@ -128,63 +129,67 @@ def test_dvc_push_and_pull_round_trip_through_the_bucket(
 class Registry:
     """An MLflow server with its artifacts in the bucket, and what registering printed."""
 
+    mode: str  # proxied: only the server holds credentials; direct: every client does
     url: str
     root: Path
+    prefix: str
     registered: str
 
 
-@pytest.fixture(scope="module")
-def registry(s3: S3, project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """The stack's own MLflow server command (SQLite backend) with its artifacts destination
-    on the bucket; then the project's real `register` against it (version 1, champion)."""
-    server_root = tmp_path_factory.mktemp("mlflow-server")
+CLIENT_S3 = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL")
+
+
+def _direct(argv: list[str], root: str) -> list[str]:
+    """The server command with clients reading and writing the bucket themselves (boto3 in
+    the pipelines and serving extras, `AWS_*` and `MLFLOW_S3_ENDPOINT_URL` on each client)."""
+    at = argv.index("--serve-artifacts")
+    return [*argv[:at], "--no-serve-artifacts", "--default-artifact-root", root, *argv[at + 3 :]]
+
+
+@contextmanager
+def _server(argv: list[str], env: dict[str, str], root: Path, url: str) -> Iterator[None]:
+    """The server, started and stopped as `make up` and `make down` do, until the block ends;
+    afterwards none of its processes (workers, job consumers) runs."""
+    proc = processes.start(root / ".run", "mlflow", argv, env, root)
+    log = processes.log_file(root / ".run", "mlflow")
+    try:
+        _wait(lambda: http_ok(f"{url}/health") or not proc.is_running(), 120)
+        assert proc.is_running(), log.read_text()[-3000:]
+        yield
+    finally:
+        tree = [proc, *proc.children(recursive=True)]
+        processes.stop([proc], timeout_s=20)
+        assert not [p.pid for p in tree if p.is_running() and p.status() != "zombie"]
+
+
+@pytest.fixture(scope="module", params=["proxied", "direct"])
+def registry(
+    request: pytest.FixtureRequest,
+    s3: S3,
+    project: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Registry]:
+    """The stack's own MLflow server command (SQLite backend) with its artifacts on the bucket
+    (proxied: the server's artifacts destination; direct: its default artifact root); then the
+    project's real `register` against it (version 1, champion)."""
+    mode, root = str(request.param), tmp_path_factory.mktemp("mlflow-server")
+    prefix = f"mlflow-{mode}"
     environ = {
         "FRAUDOPS_MLFLOW_PORT": str(free_port()),
         "FRAUDOPS_SERVING_SERVER__PORT": "8000",
-        "FRAUDOPS_MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/mlflow",
+        "FRAUDOPS_MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/{prefix}",
     }
-    settings = load_stack_settings(server_root, environ)
+    settings = load_stack_settings(root, environ)
     mlflow = next(svc for svc in services(settings, "unused") if svc.name == "mlflow")
-    log = (server_root / "mlflow.log").open("wb")
-    proc = subprocess.Popen(
-        mlflow.argv,
-        cwd=server_root,
-        env={**mlflow.env, **_s3_env()},
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        _wait(lambda: http_ok(f"{settings.mlflow_url}/health") or proc.poll() is not None, 120)
-        assert proc.poll() is None, (server_root / "mlflow.log").read_text()[-3000:]
-        out = run(
-            project,
-            sys.executable,
-            "-m",
-            "pipelines",
-            "register",
-            env={"MLFLOW_TRACKING_URI": settings.mlflow_url},
-        )
+    argv = mlflow.argv if mode == "proxied" else _direct(mlflow.argv, f"s3://{BUCKET}/{prefix}")
+    with _server(argv, {**mlflow.env, **_s3_env()}, root, settings.mlflow_url):
+        with pytest.MonkeyPatch.context() as mp:
+            for name in CLIENT_S3 if mode == "proxied" else ():
+                mp.delenv(name)  # the client has no way to the bucket but the server
+            register = (sys.executable, "-m", "pipelines", "register")
+            out = run(project, *register, env={"MLFLOW_TRACKING_URI": settings.mlflow_url})
         assert "champion: None -> 1" in out, out
-        yield Registry(settings.mlflow_url, server_root, out)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
-        _wait(lambda: not _group_alive(proc.pid), 10)  # its workers too: nothing left running
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        yield Registry(mode, settings.mlflow_url, root, f"{prefix}/", out)
 
 
 def _s3_env() -> dict[str, str]:
@@ -199,20 +204,23 @@ def _wait(check: Callable[[], bool], timeout: float) -> None:
 
 
 def test_a_training_runs_artifacts_land_in_the_bucket(s3: S3, registry: Registry) -> None:
-    keys = s3.keys("mlflow/")
+    keys = s3.keys(registry.prefix)
     names = {key.rsplit("/", 1)[-1] for key in keys}
     # The model as MLflow logged it, and the run's own files (metrics, plots, reports).
     assert {"MLmodel", "model.skops", "requirements.txt"} <= names, keys
     assert len(keys) > len({"MLmodel", "model.skops", "requirements.txt"})
-    # Nothing on the server's disk: it proxies the bucket.
-    on_disk = [p for p in registry.root.rglob("*") if p.is_file() and p.suffix != ".log"]
-    assert [p.name for p in on_disk] == ["mlflow.db"], on_disk
+    # Nothing on the server's disk: the bucket holds it all.
+    files = [p.relative_to(registry.root) for p in registry.root.rglob("*") if p.is_file()]
+    state = [str(p) for p in files if p.parent.name != "logs" and p.suffix != ".pid"]
+    assert state == [".run/mlflow/mlflow.db"], files
 
 
 def test_the_scoring_service_loads_the_champion_from_the_bucket(
     s3: S3, registry: Registry, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make: Callable[..., Settings] = serving_settings_in(project, tmp_path, monkeypatch)
+    for name in CLIENT_S3 if registry.mode == "proxied" else ():
+        monkeypatch.delenv(name)
     settings = make({"MLFLOW_TRACKING_URI": registry.url})
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         model = client.get("/v1/model").json()

@@ -68,14 +68,13 @@ def base_env(s: StackSettings) -> dict[str, str]:
 def services(s: StackSettings, pool: str) -> list[Service]:
     """The stack: the servers first, then the worker (needs Prefect) and the service (MLflow)."""
     env = base_env(s)
-    artifacts = s.run_dir / "mlflow" / "artifacts"
     mlflow = Service(
         "mlflow",
         "MLflow server",
         [
             *(_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(s.mlflow_port)),
             *("--workers", "1", "--backend-store-uri", s.mlflow_backend_store_uri),
-            *("--serve-artifacts", "--artifacts-destination", str(artifacts)),
+            *("--serve-artifacts", "--artifacts-destination", s.mlflow_artifacts_destination),
         ],
         env,
         partial(http_ok, f"{s.mlflow_url}/health"),

@@ -10,8 +10,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipelines.errors import ConfigError
@@ -23,6 +24,7 @@ MLFLOW_PORT = "FRAUDOPS_MLFLOW_PORT"
 PREFECT_PORT = "FRAUDOPS_PREFECT_PORT"
 SERVING_PORT = "FRAUDOPS_SERVING_SERVER__PORT"
 MLFLOW_BACKEND = "FRAUDOPS_MLFLOW_BACKEND_STORE_URI"
+MLFLOW_ARTIFACTS = "FRAUDOPS_MLFLOW_ARTIFACTS_DESTINATION"
 PREFECT_DATABASE = "PREFECT_API_DATABASE_CONNECTION_URL"  # Prefect's own setting
 START_TIMEOUT = "FRAUDOPS_STACK_START_TIMEOUT_S"
 STOP_TIMEOUT = "FRAUDOPS_STACK_STOP_TIMEOUT_S"
@@ -31,6 +33,7 @@ VARIABLES = (
     PREFECT_PORT,
     SERVING_PORT,
     MLFLOW_BACKEND,
+    MLFLOW_ARTIFACTS,
     PREFECT_DATABASE,
     START_TIMEOUT,
     STOP_TIMEOUT,
@@ -38,12 +41,25 @@ VARIABLES = (
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
+ARTIFACTS_RULE = "not a local folder or an s3://bucket[/prefix] URI"
+
+
+def _artifacts_destination(value: str) -> str:
+    """A local folder, or a bucket (and prefix) on S3 or any S3-compatible endpoint."""
+    parts = urlsplit(value)
+    if "://" in value and (parts.scheme != "s3" or not parts.netloc):
+        raise ValueError(ARTIFACTS_RULE)
+    return value
+
+
+ArtifactsDestination = Annotated[str, AfterValidator(_artifacts_destination)]
 RULES = {
     MLFLOW_PORT: "not a TCP port (1-65535)",
     PREFECT_PORT: "not a TCP port (1-65535)",
     SERVING_PORT: "not a TCP port (1-65535)",
     START_TIMEOUT: "not a positive number of seconds",
     STOP_TIMEOUT: "not a positive number of seconds",
+    MLFLOW_ARTIFACTS: ARTIFACTS_RULE,
 }
 
 
@@ -58,6 +74,8 @@ class StackSettings(BaseSettings):
     prefect_port: Port = Field(4200, validation_alias=PREFECT_PORT)
     serving_port: Port = Field(validation_alias=SERVING_PORT)  # else configs/serving.yaml's
     mlflow_backend: str | None = Field(None, validation_alias=MLFLOW_BACKEND)
+    # Where the MLflow server keeps artifacts (it proxies them: clients need no credentials).
+    mlflow_artifacts: ArtifactsDestination | None = Field(None, validation_alias=MLFLOW_ARTIFACTS)
     prefect_database_url: str | None = Field(None, validation_alias=PREFECT_DATABASE)
     start_timeout_s: Seconds = Field(180, validation_alias=START_TIMEOUT)
     stop_timeout_s: Seconds = Field(15, validation_alias=STOP_TIMEOUT)
@@ -71,6 +89,12 @@ class StackSettings(BaseSettings):
     def mlflow_backend_store_uri(self) -> str:
         """MLflow's backend store: the variable, else a SQLite file in the run folder."""
         return self.mlflow_backend or f"sqlite:///{self.run_dir / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_destination(self) -> str:
+        """MLflow's artifact store: the variable (e.g. `s3://bucket/mlflow`; the endpoint and
+        credentials from `MLFLOW_S3_ENDPOINT_URL` and `AWS_*`), else a folder in the run folder."""
+        return self.mlflow_artifacts or str(self.run_dir / "mlflow" / "artifacts")
 
     @property
     def mlflow_url(self) -> str:

@@ -91,3 +91,21 @@ def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
     ports = [p for s in compose["services"].values() for p in s.get("ports", [])]
     assert ports
     assert all(p.startswith("127.0.0.1:") for p in ports), ports
+
+
+def test_mlflow_names_its_driver_and_takes_its_artifacts_destination_as_a_setting(
+    compose: dict[str, Any],
+) -> None:
+    """A bare postgresql:// means psycopg 3 under SQLAlchemy 2.1, which is not installed; the
+    artifact store is the volume unless FRAUDOPS_MLFLOW_ARTIFACTS_DESTINATION names a bucket,
+    with the endpoint and credentials passed through from the environment, never written."""
+    mlflow = compose["services"]["mlflow"]
+    flags = dict(
+        arg.split("=", 1) for arg in mlflow["command"] if arg.startswith("--") and "=" in arg
+    )
+    assert flags["--backend-store-uri"].startswith("postgresql+psycopg2://")
+    assert flags["--artifacts-destination"] == (
+        "${FRAUDOPS_MLFLOW_ARTIFACTS_DESTINATION:-/mlflow/artifacts}"
+    )
+    passed = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    assert all(mlflow["environment"][name] is None for name in passed)

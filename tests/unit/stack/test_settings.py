@@ -14,6 +14,8 @@ from tests.conftest import REPO_ROOT
 
 PORT_RULE = "not a TCP port (1-65535)"
 SECONDS_RULE = "not a positive number of seconds"
+ARTIFACTS_RULE = "not a local folder or an s3://bucket[/prefix] URI"
+RAW = ("mlflow_backend", "mlflow_artifacts")  # the variables behind two properties
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +31,7 @@ def test_defaults() -> None:
     assert (s.root, s.run_dir) == (REPO_ROOT, REPO_ROOT / ".run")
     assert (s.mlflow_port, s.prefect_port, s.serving_port) == (5000, 4200, 8000)
     assert s.mlflow_backend_store_uri == f"sqlite:///{REPO_ROOT}/.run/mlflow/mlflow.db"
+    assert s.mlflow_artifacts_destination == f"{REPO_ROOT}/.run/mlflow/artifacts"
     assert s.prefect_database_url is None
     assert (s.start_timeout_s, s.stop_timeout_s) == (180, 15)
     assert (s.mlflow_url, s.prefect_api_url, s.serving_url) == (
@@ -65,6 +68,12 @@ OVERRIDES = [
         "postgresql+psycopg2://u@db/m",
     ),
     (
+        "FRAUDOPS_MLFLOW_ARTIFACTS_DESTINATION",
+        "s3://bucket/mlflow",
+        "mlflow_artifacts_destination",
+        "s3://bucket/mlflow",
+    ),
+    (
         "PREFECT_API_DATABASE_CONNECTION_URL",
         "postgresql+asyncpg://u@db/p",
         "prefect_database_url",
@@ -82,7 +91,7 @@ def test_each_variable_overrides_its_setting(
     default = load_stack_settings(REPO_ROOT, {})
     s = load_stack_settings(REPO_ROOT, {name: value})
     assert getattr(s, field) == expected != getattr(default, field)
-    others = {k: v for k, v in s.model_dump().items() if k not in (field, "mlflow_backend")}
+    others = {k: v for k, v in s.model_dump().items() if k not in (field, *RAW)}
     assert others == {k: v for k, v in default.model_dump().items() if k in others}
 
 
@@ -140,6 +149,10 @@ def test_the_service_port_comes_from_serving_yaml_unless_set(tmp_path: Path) -> 
             for timeout in ("FRAUDOPS_STACK_START_TIMEOUT_S", "FRAUDOPS_STACK_STOP_TIMEOUT_S")
             for value in ("soon", "0", "-5", "nan")
         ],
+        *[
+            ("FRAUDOPS_MLFLOW_ARTIFACTS_DESTINATION", value, ARTIFACTS_RULE)
+            for value in ("gs://bucket/mlflow", "s3://", "s3:///prefix", "http://minio:9000/b")
+        ],
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable_and_the_rule(
@@ -150,6 +163,12 @@ def test_a_bad_setting_is_one_line_naming_the_variable_and_the_rule(
     assert str(raised.value) == f"{name}={value!r}: {rule}"
     assert raised.value.__cause__ is None  # no pydantic error chained to it
     assert raised.value.__suppress_context__
+
+
+@pytest.mark.parametrize("value", ["/srv/mlflow", "artifacts", "s3://bucket", "s3://b/a/b"])
+def test_the_artifacts_destination_is_a_folder_or_a_bucket(value: str) -> None:
+    environ = {"FRAUDOPS_MLFLOW_ARTIFACTS_DESTINATION": value}
+    assert load_stack_settings(REPO_ROOT, environ).mlflow_artifacts_destination == value
 
 
 def test_a_bad_setting_in_the_process_environment_is_named(

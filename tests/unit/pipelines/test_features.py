@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -357,3 +359,23 @@ def test_the_default_duckdb_statement_is_unchanged() -> None:
     f = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml").features
     sql = features_sql(f, "read_parquet('data/processed/transactions.parquet')")
     assert hashlib.sha256(sql.encode()).hexdigest() == DEFAULT_SQL_SHA256
+
+
+def test_the_duckdb_engine_imports_neither_pyspark_nor_sqlglot(
+    tiny: PipelineConfig, tmp_path: Path
+) -> None:
+    """pipelines/spark.py imports PySpark only inside its functions, and only the Spark
+    engine calls them: a DuckDB run (and importing the modules) loads neither library."""
+    write_parquet(simulate_history(tiny.generate), tmp_path / "clean.parquet")
+    code = (
+        "import sys; from pathlib import Path; import pipelines.spark, pipelines.stages; "
+        "from pipelines.config import Features; from pipelines.features import build_features; "
+        f"f = Features.model_validate_json({tiny.features.model_dump_json()!r}); "
+        f"build_features(Path({str(tmp_path / 'clean.parquet')!r}), "
+        f"Path({str(tmp_path / 'out.parquet')!r}), f); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pyspark', 'py4j', 'sqlglot'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "[]"

@@ -1,7 +1,10 @@
-"""Section `features`: the DuckDB feature stage against the pandas oracle, and at 10x.
+"""Section `features`: the DuckDB feature stage against the pandas oracle, and at 10x; the
+same stage on Spark (`engine.kind: spark`, local mode) at 1x and 10x, as figures.
 
-Both implementations read the same parquet and write a parquet of the features (zstd), so
-the comparison covers the whole stage, not only the arithmetic.
+Every implementation reads the same parquet and writes a parquet of the features, so the
+comparison covers the whole stage, not only the arithmetic. Spark's figures include starting
+its JVM and count the JVM's CPU and memory with the Python process's; they carry no target:
+Spark local on 2 cores is not what it is for (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from benchmarks.report import (
 DUCKDB_REPEATS = 3
 LARGE_REPEATS = 2
 ORACLE_REPEATS = 1
+SPARK_REPEATS = 1  # figures only, and a JVM start each
 GB = 1e9
 BASE_MEMORY_LIMIT = 1 * GB
 LARGE_MEMORY_LIMIT = 4 * GB
@@ -35,6 +39,7 @@ MIN_SPEEDUP = 20.0
 TASKS = {
     "duckdb": ("duckdb_features", "DuckDB stage"),
     "pandas": ("pandas_features", "pandas oracle"),
+    "spark": ("spark_features", "Spark stage, local[2]"),
 }
 RUN_HEADERS = (
     "Run",
@@ -60,16 +65,19 @@ class Run:
 
 @dataclass(frozen=True)
 class Results:
-    """The measurements of the section (`large` is None in quick mode)."""
+    """The measurements of the section (the `large` ones are None in quick mode)."""
 
     duckdb: Run
     oracle: Run
+    spark: Run
     large: Run | None = None
+    spark_large: Run | None = None
 
     @property
     def runs(self) -> list[Run]:
         """Every run, in report order."""
-        return [self.duckdb, self.oracle] + ([self.large] if self.large else [])
+        found = [self.duckdb, self.oracle, self.spark, self.large, self.spark_large]
+        return [run for run in found if run is not None]
 
 
 def _run(ctx: Context, impl: str, scale: Scale, n: int) -> Run:
@@ -84,8 +92,12 @@ def measure(ctx: Context) -> Results:
     """Run every measurement of the section."""
     duckdb = _run(ctx, "duckdb", ctx.base, DUCKDB_REPEATS)
     oracle = _run(ctx, "pandas", ctx.base, ORACLE_REPEATS)
-    large = None if ctx.large is None else _run(ctx, "duckdb", ctx.large, LARGE_REPEATS)
-    return Results(duckdb, oracle, large)
+    spark = _run(ctx, "spark", ctx.base, SPARK_REPEATS)
+    if ctx.large is None:
+        return Results(duckdb, oracle, spark)
+    large = _run(ctx, "duckdb", ctx.large, LARGE_REPEATS)
+    spark_large = _run(ctx, "spark", ctx.large, SPARK_REPEATS)
+    return Results(duckdb, oracle, spark, large, spark_large)
 
 
 def _row(run: Run) -> tuple[str, ...]:
@@ -113,12 +125,19 @@ def _ratio_row(label: str, top: Summary, bottom: Summary) -> tuple[str, str, str
 
 
 def ratios_table(r: Results) -> str:
-    """Speed-up of DuckDB over the oracle, and growth of the DuckDB stage with size."""
+    """Speed-up of DuckDB over the oracle and over Spark, and growth of each with size."""
     base = r.duckdb.scale.label
-    rows = [_ratio_row(f"pandas oracle / DuckDB, {base}", r.oracle.summary, r.duckdb.summary)]
+    rows = [
+        _ratio_row(f"pandas oracle / DuckDB, {base}", r.oracle.summary, r.duckdb.summary),
+        _ratio_row(f"Spark / DuckDB, {base}", r.spark.summary, r.duckdb.summary),
+    ]
     if r.large:
         label = f"DuckDB {r.large.scale.label} / {base}"
         rows.append(_ratio_row(label, r.large.summary, r.duckdb.summary))
+    if r.large and r.spark_large:
+        large = r.large.scale.label
+        rows.append(_ratio_row(f"Spark / DuckDB, {large}", r.spark_large.summary, r.large.summary))
+        rows.append(_ratio_row(f"Spark {large} / {base}", r.spark_large.summary, r.spark.summary))
     return table(("Ratio", "Wall time", "CPU time"), rows)
 
 
@@ -161,7 +180,20 @@ def _notes(r: Results) -> list[str]:
     notes += code_notes([run.summary for run in r.runs])
     if duckdb_rows != oracle_rows:
         notes.append(f"**Row counts differ**: DuckDB {duckdb_rows:,}, pandas {oracle_rows:,}.")
+    spark_rows = r.spark.summary.extra("rows")
+    if spark_rows != duckdb_rows:
+        notes.append(f"**Row counts differ**: DuckDB {duckdb_rows:,}, Spark {spark_rows:,}.")
+    starts = [f"{s.extra('session_start_s'):.1f} s" for s in _spark_summaries(r)]
+    notes.append(
+        f"Spark's wall time includes starting its session (a JVM: {', '.join(starts)}); its "
+        "CPU time and peak RSS add the JVM's to the Python process's. No target: Spark "
+        "local on 2 cores is the parity check's engine, not the scale path (docs/scale.md)."
+    )
     return notes
+
+
+def _spark_summaries(r: Results) -> list[Summary]:
+    return [run.summary for run in (r.spark, r.spark_large) if run is not None]
 
 
 def run(ctx: Context) -> SectionResult:
@@ -171,7 +203,9 @@ def run(ctx: Context) -> SectionResult:
     intro = (
         f"Measured {now_utc()}. DuckDB: `pipelines.features.build_features` (reads the "
         "parquet, writes the features parquet). Oracle: `tests/pandas_features.py` "
-        "(`pd.read_parquet`, `build_features`, `to_parquet`, zstd). Same input file for both."
+        "(`pd.read_parquet`, `build_features`, `to_parquet`, zstd). Spark: the same "
+        "`build_features` with `engine.kind: spark` (`engine.spark_master` local[2], the "
+        "committed `engine.spark_conf`). Same input file for all."
     )
     parts = [
         intro,

@@ -21,7 +21,7 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("simulator", "Simulator", simulator.run),
-    Section("features", "Feature stage: DuckDB vs the pandas oracle", features.run),
+    Section("features", "Feature stage: DuckDB vs the pandas oracle and Spark", features.run),
     Section("training", "Training: make run and model quality", training.run),
     Section(
         "first-run", "First run: fresh clone to champion, install and run apart", first_run.run

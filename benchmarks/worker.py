@@ -132,6 +132,45 @@ def duckdb_features(args: dict[str, Any]) -> dict[str, Any]:
     return timer.result(rows=rows, code=code)
 
 
+def _jvm_usage() -> tuple[float, int]:
+    """CPU seconds and peak resident bytes of this process's children (Spark's JVM), read
+    while they run: neither RUSAGE_SELF nor VmHWM of this process sees them."""
+    import psutil
+
+    cpu, peak = 0.0, 0
+    for child in psutil.Process().children(recursive=True):
+        times = child.cpu_times()
+        cpu += times.user + times.system
+        status = Path(f"/proc/{child.pid}/status").read_text().splitlines()
+        peak += next((int(s.split()[1]) * 1024 for s in status if s.startswith("VmHWM:")), 0)
+    return cpu, peak
+
+
+def spark_features(args: dict[str, Any]) -> dict[str, Any]:
+    """Time the feature stage on Spark (`engine.kind: spark`, the config's master, local[2]):
+    the session's start (a JVM), the stage, and the JVM's CPU and memory with this process's."""
+    from pipelines import spark
+    from pipelines.features import build_features
+
+    importlib.import_module("pyspark.sql")  # imports out of the timing, as for DuckDB
+    cfg = _config()
+    engine = cfg.engine.model_copy(update={"kind": "spark"})
+    code = fingerprint(
+        CONFIG_FILE, "pipelines/features.py", "pipelines/spark_sql.py", "pipelines/spark.py"
+    )
+    with Timer() as timer:
+        start = time.perf_counter()
+        with spark.session(engine):
+            started_s = time.perf_counter() - start
+            rows = build_features(Path(args["clean"]), Path(args["out"]), cfg.features, engine)
+            jvm_cpu_s, jvm_peak = _jvm_usage()  # before the JVM stops
+    result = timer.result(rows=rows, code=code, session_start_s=started_s)
+    result["cpu_s"] += jvm_cpu_s
+    result["peak_rss_bytes"] += jvm_peak
+    result["other_cpu_s"] = max(0.0, result["other_cpu_s"] - jvm_cpu_s)
+    return result
+
+
 def _load_oracle() -> ModuleType:
     spec = importlib.util.spec_from_file_location("pandas_features_oracle", ORACLE_PATH)
     if spec is None or spec.loader is None:
@@ -270,6 +309,7 @@ TASKS: dict[str, Task] = {
     "simulate": simulate,
     "duckdb_features": duckdb_features,
     "pandas_features": pandas_features,
+    "spark_features": spark_features,
     "monitoring_windows": monitoring_windows,
     "monitoring_drift": monitoring_drift,
 }

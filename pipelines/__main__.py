@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--output", type=Path, default=None, help="production output path")
     sub.add_parser("validate", help="check the contract, quarantine bad rows")
-    sub.add_parser("features", help="compute point-in-time features with DuckDB")
+    sub.add_parser("features", help="compute point-in-time features (engine.kind: DuckDB or Spark)")
     sub.add_parser("materialize", help="write the events that seed the online store")
     sub.add_parser("train", help="fit the configured estimator on the latest training block")
     sub.add_parser("evaluate", help="metrics, threshold, prequential folds, explanations")

@@ -321,12 +321,29 @@ class Features(Strict):
         return self
 
 
-class Engine(Strict):
-    """Resources of the compute engine (not feature definitions: changing them changes no
-    output, so no DVC stage lists them as params)."""
+EngineKind = Literal["duckdb", "spark"]
 
+
+class Engine(Strict):
+    """The engine of the `features` stage and its resources (not feature definitions: the
+    same declaration gives the same feature table on either engine, so no DVC stage lists
+    them as params). `spark` runs the stage's DuckDB SQL translated to Spark SQL
+    (pipelines/spark_sql.py) on `spark_master`: `local[N]` (bound to 127.0.0.1) or a cluster's
+    URL; `spark_conf` holds any further Spark setting (`spark.driver.memory`, ...)."""
+
+    kind: EngineKind = "duckdb"
     duckdb_memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB)$")
     duckdb_threads: int | None = Field(default=None, ge=1)
+    spark_master: str = Field(default="local[2]", min_length=1)
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _conf_as_text(cls, value: object) -> object:
+        # Spark takes every setting as text; YAML reads `4` and `true` as a number and a bool.
+        if isinstance(value, dict):
+            return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return value
 
 
 EstimatorName = Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "xgboost"]

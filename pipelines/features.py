@@ -7,8 +7,9 @@ Terminal windows end `label_delay_days` before the transaction, because fraud la
 the last days are not known yet at scoring time: (t - d - w, t - d] is computed as the
 difference of the frames (t - d - w, t] and (t - d, t], which share one sort.
 
-Portability: the statement is standard SQL window frames; only `epoch_us`, `isodow` and
-`hour` are DuckDB spellings (Spark SQL: `unix_micros`, `dayofweek`, `hour`).
+Engines: this DuckDB statement is the one definition. With `engine.kind: spark` the stage runs
+it translated to Spark SQL (pipelines/spark_sql.py, SQLGlot plus the rewrites it lists) and
+writes the same table; integer frames and plain window functions make that translation small.
 """
 
 from __future__ import annotations
@@ -125,14 +126,35 @@ ORDER BY transaction_id
 
 
 def build_features(clean: Path, out: Path, cfg: Features, engine: Engine | None = None) -> int:
-    """Compute the features of `clean` (parquet) into `out` (parquet); return the row count.
+    """Compute the features of `clean` (parquet) into `out` (parquet) on `engine.kind`;
+    return the row count."""
+    engine = engine or Engine()
+    if engine.kind == "spark":
+        count = _build_on_spark(clean, out, cfg, engine)
+    else:
+        count = _build_on_duckdb(clean, out, cfg, engine)
+    log.info("features: %d rows, %d features -> %s", count, len(feature_columns(cfg)), out)
+    return count
 
-    DuckDB keeps to `engine.duckdb_memory_limit` by spilling to a temporary folder, so ten
-    times the data needs about the same memory, not ten times as much.
-    """
+
+def _build_on_spark(clean: Path, out: Path, cfg: Features, engine: Engine) -> int:
+    """The same statement in Spark SQL on `engine.spark_master`."""
+    import pyarrow.parquet as pq
+
+    from pipelines import spark
+    from pipelines.spark_sql import SOURCE, spark_features_sql
+
+    sql = spark_features_sql(cfg)
+    with spark.session(engine) as session:
+        spark.sql_to_parquet(session, sql, {SOURCE: clean}, out)
+    return int(pq.read_metadata(out).num_rows)
+
+
+def _build_on_duckdb(clean: Path, out: Path, cfg: Features, engine: Engine) -> int:
+    """DuckDB keeps to `engine.duckdb_memory_limit` by spilling to a temporary folder, so ten
+    times the data needs about the same memory, not ten times as much."""
     import duckdb  # the scoring service imports this module's definitions, not DuckDB
 
-    engine = engine or Engine()
     con = duckdb.connect()
     try:
         with tempfile.TemporaryDirectory(prefix="fraudops-duckdb-") as spill:
@@ -145,6 +167,4 @@ def build_features(clean: Path, out: Path, cfg: Features, engine: Engine | None 
         rows = con.execute(f"SELECT count(*) FROM read_parquet('{sql_path(out)}')").fetchone()
     finally:
         con.close()
-    count = int(rows[0]) if rows else 0
-    log.info("features: %d rows, %d features -> %s", count, len(feature_columns(cfg)), out)
-    return count
+    return int(rows[0]) if rows else 0

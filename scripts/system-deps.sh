@@ -2,7 +2,8 @@
 # The system packages the tests and benchmarks run for real, from Debian's packages: Redis
 # (integration tests: the shared online store), PostgreSQL 15 (e2e: a throwaway cluster for
 # MLflow and Prefect), podman with runc and debootstrap (container tests: images built offline
-# on a debootstrapped base; only when tests/container exists) and wrk (the serving benchmark).
+# on a debootstrapped base; only when tests/container exists), a Java 17 runtime (the Spark
+# tests and benchmark: PySpark's local mode) and wrk (the serving benchmark).
 # `make test`, `make bench` and .ci/run call this. Nothing missing: prints nothing, exits 0.
 # Otherwise one line says what it installs and why, then `apt-get install` (with sudo when not
 # root); without apt-get or sudo it stops with one line naming the packages to install.
@@ -37,6 +38,7 @@ if [ -d tests/container ]; then
   have runc || need "runc for podman (Debian's crun rejects hybrid-cgroup hosts)" runc
   have debootstrap || need "debootstrap for the images' base" debootstrap
 fi
+have java || need "a Java runtime for the Spark tests" openjdk-17-jre-headless
 have wrk || need "wrk for the serving benchmark" wrk
 
 ((${#missing[@]})) || exit 0

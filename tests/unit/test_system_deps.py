@@ -14,7 +14,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "system-deps.sh"
-TOOLS = ("redis-server", "podman", "runc", "debootstrap", "wrk")
+TOOLS = ("redis-server", "podman", "runc", "debootstrap", "java", "wrk")
 CONTAINER = ("podman", "conmon", "netavark", "aardvark-dns", "fuse-overlayfs", "catatonit")
 RECORD = '#!/bin/sh\necho "{name} $*" >> "$LOG"\n{tail}'
 
@@ -69,12 +69,13 @@ def test_nothing_missing_is_silent(machine: Path) -> None:
 
 
 def test_missing_packages_are_named_in_one_line_and_installed(machine: Path) -> None:
-    for name in ("redis-server", "wrk", "podman"):
+    for name in ("redis-server", "java", "wrk", "podman"):
         (machine / "bin" / name).unlink()
     (machine / "pg" / "initdb").unlink()
     done = run(machine)
     assert done.returncode == 0, done.stderr
-    expected = ["redis-server", "postgresql-15", *CONTAINER, "uidmap", "slirp4netns", "wrk"]
+    expected = ["redis-server", "postgresql-15", *CONTAINER, "uidmap", "slirp4netns"]
+    expected += ["openjdk-17-jre-headless", "wrk"]
     [line] = done.stderr.splitlines()
     assert line.startswith(f"system-deps: installing {' '.join(expected)} with ")
     assert "integration tests" in line

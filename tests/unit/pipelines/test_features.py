@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +13,15 @@ import pandas as pd
 import pytest
 
 from pipelines import schema, stages
-from pipelines.config import Features, PipelineConfig
-from pipelines.features import build_features
+from pipelines.config import Features, PipelineConfig, load_pipeline_config
+from pipelines.features import build_features, features_sql
 from pipelines.generate import simulate_history
 from pipelines.io import read_table, write_parquet
 from pipelines.materialize import materialize
 from pipelines.schema import DAY_US, feature_columns, reach_days
 from serving.features import declared_matrix, epoch_us, feature_matrix, windows
 from serving.store import Aggregates, Events, open_store
+from tests.conftest import REPO_ROOT
 from tests.pandas_features import build_features as oracle
 
 
@@ -344,3 +348,34 @@ def test_days_since_previous_is_strictly_before_and_capped(
     assert out["customer_id_days_since_previous_tx"].tolist() == [3.0, 1.0, 1.0, 3.0, 3.0]
     assert "terminal_id_days_since_previous_tx" not in out.columns
     assert feature_columns(f)[-1] == "customer_id_days_since_previous_tx"
+
+
+# sha256 of the default declaration's statement: the DuckDB path's SQL text (and with it the
+# bytes of the features parquet that dvc.lock records) changes only on purpose.
+DEFAULT_SQL_SHA256 = "fd0eb2f58d674f6ac19a2598cb20965cb9ef5e927fbc547727637b5612dcd6ed"
+
+
+def test_the_default_duckdb_statement_is_unchanged() -> None:
+    f = load_pipeline_config(REPO_ROOT / "configs/pipeline.yaml").features
+    sql = features_sql(f, "read_parquet('data/processed/transactions.parquet')")
+    assert hashlib.sha256(sql.encode()).hexdigest() == DEFAULT_SQL_SHA256
+
+
+def test_the_duckdb_engine_imports_neither_pyspark_nor_sqlglot(
+    tiny: PipelineConfig, tmp_path: Path
+) -> None:
+    """pipelines/spark.py imports PySpark only inside its functions, and only the Spark
+    engine calls them: a DuckDB run (and importing the modules) loads neither library."""
+    write_parquet(simulate_history(tiny.generate), tmp_path / "clean.parquet")
+    code = (
+        "import sys; from pathlib import Path; import pipelines.spark, pipelines.stages; "
+        "from pipelines.config import Features; from pipelines.features import build_features; "
+        f"f = Features.model_validate_json({tiny.features.model_dump_json()!r}); "
+        f"build_features(Path({str(tmp_path / 'clean.parquet')!r}), "
+        f"Path({str(tmp_path / 'out.parquet')!r}), f); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pyspark', 'py4j', 'sqlglot'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "[]"

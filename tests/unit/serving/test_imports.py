@@ -9,7 +9,7 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-FORBIDDEN = ("prefect", "dvc", "evidently", "duckdb", "pandas", "stack")
+FORBIDDEN = ("prefect", "dvc", "evidently", "duckdb", "pandas", "stack", "pyspark", "sqlglot")
 # What serving may take from `pipelines`: the data contracts, the config models, the errors,
 # and the one MLflow adapter.
 SHARED = {"pipelines.config", "pipelines.errors", "pipelines.schema", "pipelines.tracking"}

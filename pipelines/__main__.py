@@ -83,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="windows also hold the project's clean data (paths.clean), as the service's do",
     )
+    score.add_argument(
+        "--reasons",
+        type=int,
+        default=3,
+        metavar="K",
+        help="the K largest feature contributions per score (default 3; 0: none)",
+    )
+    score.add_argument(
+        "--exact-reasons",
+        action="store_true",
+        help="exact TreeSHAP (about 20x slower) instead of Saabas's path attribution",
+    )
     rollback = sub.add_parser("rollback", help="give champion back to the previous champion")
     rollback.add_argument("--reason", default="manual rollback")
     rollback.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -120,11 +132,24 @@ def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
     if args.command == "score":
         from pipelines.score import score_file
 
-        done = score_file(cfg, project, args.input, args.output, args.version, args.with_history)
+        from pipelines.reasons import Method
+
+        method: Method = "exact" if args.exact_reasons else "approximate"
+        done = score_file(
+            cfg,
+            project,
+            args.input,
+            args.output,
+            args.version,
+            args.with_history,
+            max(args.reasons, 0),
+            method,
+        )
         kept = f"; {done.quarantined} quarantined in {done.quarantine}" if done.quarantine else ""
+        why = f", {done.reasons} reasons each ({done.method})" if done.method else ""
         print(
             f"scored {done.rows} transactions with {name} version {done.version} "
-            f"({done.flagged} flagged) -> {done.output}{kept}"
+            f"({done.flagged} flagged{why}) -> {done.output}{kept}"
         )
         return
     if args.command == "register":

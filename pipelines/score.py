@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines import reasons as explaining
 from pipelines import schema, tracking
 from pipelines.config import PipelineConfig, ProjectConfig
 from pipelines.errors import DataContractError, FraudOpsError
@@ -32,6 +33,8 @@ from pipelines.validate import validate_transactions
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+REASONS = 3  # the top contributions written with each score
+CHUNK = 200_000  # rows explained at a time: contributions are rows x features floats
 
 
 class ScoringError(FraudOpsError):
@@ -48,6 +51,8 @@ class BatchScores:
     quarantine: Path | None
     version: int
     flagged: int
+    reasons: int
+    method: explaining.Method | None
 
 
 def quarantine_path(output: Path) -> Path:
@@ -109,9 +114,12 @@ def score_file(
     output: Path,
     version: int | None = None,
     history: bool = False,
+    reasons: int = REASONS,
+    method: explaining.Method = "approximate",
 ) -> BatchScores:
     """Score `input_path` into `output` (parquet, or CSV by its suffix): per transaction its
-    id, time, fraud probability, decision at the version's threshold and the version."""
+    id, time, fraud probability, decision at the version's threshold, the version, and its
+    `reasons` largest feature contributions (`reason_1`, `contribution_1`, ...; none if 0)."""
     quarantined_at = quarantine_path(output)
     remove_outputs(output, quarantined_at)  # a failed run leaves no earlier scores behind
     name = project.registered_model_name
@@ -141,6 +149,8 @@ def score_file(
             "model_version": np.full(len(p), chosen, dtype=np.int64),
         }
     )
+    if reasons > 0:
+        out = out.assign(**explained(model, x, names, reasons, method))
     _write(out, output)
     if len(quarantine):
         write_parquet(quarantine, quarantined_at)
@@ -157,6 +167,8 @@ def score_file(
         quarantined_at if len(quarantine) else None,
         chosen,
         int(out["is_fraud"].sum()),
+        min(reasons, len(names)),
+        method if reasons > 0 else None,
     )
     log.info(
         "score: %d transaction(s) of %s scored by %s version %d at %s (%d flagged) -> %s",
@@ -169,6 +181,32 @@ def score_file(
         output,
     )
     return done
+
+
+def explained(
+    model: object, x: np.ndarray, names: list[str], k: int, method: explaining.Method
+) -> dict[str, np.ndarray]:
+    """The columns `reason_i` (a feature's name) and `contribution_i` (its contribution to
+    the raw score) of the `k` largest contributions of each row, by magnitude."""
+    explainer = explaining.Explainer(model, len(names))
+    parts = [
+        explaining.top(explainer.contributions(x[i : i + CHUNK], method), names, k)
+        for i in range(0, len(x), CHUNK)
+    ]
+    features = np.concatenate([part.features for part in parts])
+    values = np.concatenate([part.contributions for part in parts])
+    columns: dict[str, np.ndarray] = {}
+    for i in range(features.shape[1]):
+        columns[f"reason_{i + 1}"] = features[:, i].astype(object)
+        columns[f"contribution_{i + 1}"] = values[:, i]
+    log.info(
+        "score: %d reason(s) per row (%s, contributions to the %s; base %.4f)",
+        features.shape[1],
+        method,
+        explainer.output.replace("_", "-"),
+        explainer.base,
+    )
+    return columns
 
 
 def _write(frame: pd.DataFrame, output: Path) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import schema
+from pipelines import reasons, schema
 from pipelines.config import load_pipeline_config
 from pipelines.schema import feature_columns
 from tests.conftest import MODEL_NAME, one_line_failure, run
@@ -65,18 +65,21 @@ def test_a_day_scored_in_batch_gets_the_offline_and_served_scores(
     assert f"scored {len(day)} transactions with {MODEL_NAME} version 1" in said, said
     assert "1 quarantined in" in said, said
     scores = pd.read_parquet(out)
+    reasons = [f"{kind}_{i}" for i in (1, 2, 3) for kind in ("reason", "contribution")]
     assert list(scores.columns) == [
         schema.TRANSACTION_ID,
         schema.TX_DATETIME,
         "fraud_probability",
         "is_fraud",
         "model_version",
+        *reasons,
     ]
     assert scores[schema.TRANSACTION_ID].tolist() == sorted(day[schema.TRANSACTION_ID])
     assert (scores["model_version"] == 1).all()
     ordered = day.sort_values(schema.TRANSACTION_ID)
     want = _offline_scores(registered_project, ordered, features)
     np.testing.assert_allclose(scores["fraud_probability"], want, rtol=0, atol=1e-9)
+    _check_reasons(registered_project, scores, ordered, features)
     quarantine = pd.read_parquet(tmp_path / "scores.quarantine.parquet")
     assert len(quarantine) == 1
     assert quarantine["reason"].iloc[0].startswith("tx_amount: greater_than_or_equal_to(0")
@@ -89,6 +92,44 @@ def test_a_day_scored_in_batch_gets_the_offline_and_served_scores(
         env={"MLFLOW_TRACKING_URI": ""},
     )
     assert len(pd.read_csv(alone)) == len(day)
+
+
+def _check_reasons(
+    project: Path, scores: pd.DataFrame, rows: pd.DataFrame, features: pd.DataFrame
+) -> None:
+    """Each row's three reasons are its three largest Saabas contributions, recomputed."""
+    import mlflow.sklearn
+
+    cfg = load_pipeline_config(project / "configs/pipeline.yaml")
+    names = feature_columns(cfg.features)
+    model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/1")
+    x = features.loc[rows[schema.TRANSACTION_ID], names].to_numpy(np.float64)
+    contrib = reasons.Explainer(model, len(names)).contributions(x, "approximate").values
+    order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :3]
+    for i in range(3):
+        assert scores[f"reason_{i + 1}"].tolist() == [names[j] for j in order[:, i]]
+        want = np.take_along_axis(contrib, order[:, i : i + 1], axis=1)[:, 0]
+        np.testing.assert_allclose(scores[f"contribution_{i + 1}"], want, rtol=0, atol=1e-9)
+    assert set(scores["reason_1"]) <= set(names)
+
+
+def test_exact_reasons_and_none(registered_project: Path, tmp_path: Path) -> None:
+    """--exact-reasons writes TreeSHAP's; --reasons 0 writes the scores alone."""
+    day, _ = _last_day(registered_project)
+    day.head(200).to_parquet(tmp_path / "day.parquet")
+    exact, bare = tmp_path / "exact.parquet", tmp_path / "bare.csv"
+    env = {"MLFLOW_TRACKING_URI": ""}
+    more = ("--reasons", "2", "--exact-reasons")
+    said = run(registered_project, *_score(tmp_path / "day.parquet", exact, *more), env=env)
+    assert "2 reasons each (exact)" in said, said
+    assert list(pd.read_parquet(exact).columns)[-4:] == [
+        "reason_1",
+        "contribution_1",
+        "reason_2",
+        "contribution_2",
+    ]
+    run(registered_project, *_score(tmp_path / "day.parquet", bare, "--reasons", "0"), env=env)
+    assert "reason_1" not in pd.read_csv(bare).columns
 
 
 def test_no_such_version_is_one_line(registered_project: Path, tmp_path: Path) -> None:

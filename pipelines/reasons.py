@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Method = Literal["exact", "approximate"]
 Output = Literal["log_odds", "probability"]
 METHODS: tuple[Method, ...] = ("exact", "approximate")
+TOP = 3  # reasons given with a score: the largest contributions, by magnitude
 
 
 class ReasonsUnavailableError(FraudOpsError):

@@ -33,7 +33,7 @@ from pipelines.validate import validate_transactions
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-REASONS = 3  # the top contributions written with each score
+REASONS = explaining.TOP  # the contributions written with each score
 CHUNK = 200_000  # rows explained at a time: contributions are rows x features floats
 
 

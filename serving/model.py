@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pipelines import tracking
+from pipelines import reasons, tracking
 from pipelines.errors import FraudOpsError
 from serving.compiled import compile_model
 from serving.schemas import ScorerName
@@ -27,6 +27,31 @@ log = logging.getLogger(__name__)
 
 class ModelNotReadyError(FraudOpsError):
     """No model is loaded yet (the service answers 503)."""
+
+
+class Reasoner:
+    """The exact contributions of one loaded model's features (`?explain=true`), its
+    explainer built on the first request that asks (importing shap costs seconds and
+    memory a service that is never asked should not pay), one call at a time."""
+
+    def __init__(self, estimator: Any, features: list[str]) -> None:
+        self._estimator, self._features = estimator, features
+        self._explainer: reasons.Explainer | None = None
+        self._lock = threading.Lock()
+
+    def prepare(self) -> reasons.Explainer:
+        """The explainer, built if need be (ReasonsUnavailableError for another kind)."""
+        with self._lock:
+            if self._explainer is None:
+                self._explainer = reasons.Explainer(self._estimator, len(self._features))
+            return self._explainer
+
+    def top(self, x: NDArray[np.float64], k: int = reasons.TOP) -> reasons.Reasons:
+        """The `k` largest exact contributions of each row."""
+        explainer = self.prepare()
+        with self._lock:
+            contributions = explainer.contributions(x, "exact")
+        return reasons.top(contributions, self._features, k)
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,7 @@ class LoadedModel:
     loaded_at: dt.datetime
 
     compiled: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None
+    reasoner: Reasoner | None = None
 
     @property
     def scorer(self) -> ScorerName:
@@ -126,6 +152,7 @@ class ModelHolder:
             str(metadata.get("lineage.data_version", "unknown")),
             dt.datetime.now(dt.UTC),
             compile_model(estimator, len(features)),  # verified, or None (logged at WARNING)
+            Reasoner(estimator, features),
         )
         warm = loaded.score(np.zeros((1, len(features))))  # first call pays lazy set-up costs
         if not np.isfinite(warm).all():

@@ -73,13 +73,34 @@ class Transaction(TypedDict):
     tx_amount: Annotated[Amount, Field(description="Amount, >= 0 and below 10^12")]
 
 
+class Reason(BaseModel):
+    """One feature's contribution to the model's raw score (log-odds for boosted trees and
+    the logistic regression, the probability for a random forest): how far it moved this
+    transaction's score from the base value, given the other features. Not a cause."""
+
+    feature: str
+    contribution: float
+
+
+class Explanation(BaseModel):
+    """What the reasons of an answer are (with `?explain=true`): base value + every
+    feature's contribution = the model's raw score; the answer lists the largest ones."""
+
+    method: Literal["exact", "approximate"]
+    output: Literal["log_odds", "probability"]
+    base_value: float
+
+
 class Score(BaseModel):
-    """The answer for one transaction."""
+    """The answer for one transaction (`reasons` only with `?explain=true`: the largest
+    contributions, by magnitude; null for a replayed transaction, answered as before)."""
 
     transaction_id: int
     fraud_probability: float
     is_fraud: bool
     model_version: int
+    reasons: list[Reason] | None = None
+    explanation: Explanation | None = None
 
 
 @with_config(
@@ -149,6 +170,7 @@ class BatchScores(BaseModel):
 
     model_version: int
     scores: list[Score]
+    explanation: Explanation | None = None
 
 
 class Label(BaseModel):

@@ -38,6 +38,9 @@ class Scored:
     answers: Answers
     replayed: NDArray[np.bool_]
     version: int
+    # With explain: per row its reasons ((feature, contribution) pairs; None if replayed).
+    reasons: list[list[tuple[str, float]] | None] | None = None
+    explanation: dict[str, Any] | None = None
 
     @property
     def probabilities(self) -> NDArray[np.float64]:
@@ -97,10 +100,14 @@ class Scorer:
         self._declared = [c.name for c in features.columns]
         self._max_ahead_us = None if max_ahead_days is None else int(max_ahead_days * DAY_US)
 
-    def score(self, txs: list[Transaction]) -> Scored:
-        """Answer `txs` (unique ids); every answer names the version that scored it."""
+    def score(self, txs: list[Transaction], explain: bool = False) -> Scored:
+        """Answer `txs` (unique ids); every answer names the version that scored it. With
+        `explain`, each row scored now also gets its reasons (exact contributions)."""
         model = self.holder.current  # one reference for the whole request
         n = len(txs)
+        reasoner = model.reasoner if explain else None
+        explainer = None if reasoner is None else reasoner.prepare()  # before any side effect
+        fresh_rows: list[tuple[NDArray[np.intp], NDArray[np.float64]]] = []
         events = Events(
             np.fromiter((tx["transaction_id"] for tx in txs), dtype=np.int64, count=n),
             np.fromiter((tx["customer_id"] for tx in txs), dtype=np.int64, count=n),
@@ -122,13 +129,24 @@ class Scorer:
             values = {c: [txs[i][c] for i in rows.tolist()] for c in names}
             self._capture(model, scored, x, p, decisions, values)  # durable before answering
             observe_many(self.metrics.scores, p)
+            if reasoner is not None:
+                fresh_rows.append((rows, x))  # explained after the store's transaction
             return Answers(p, decisions, np.full(len(rows), model.version, dtype=np.int64))
 
         outcome = self.store.score(events, fresh, self._max_ahead_us)
         replays = int(outcome.replayed.sum())
         if replays:
             self.metrics.replays.inc(replays)
-        return Scored(outcome.answers, outcome.replayed, model.version)
+        if explainer is None:
+            return Scored(outcome.answers, outcome.replayed, model.version)
+        reasons: list[list[tuple[str, float]] | None] = [None] * n
+        for rows, x in fresh_rows:
+            top = reasoner.top(x)  # type: ignore[union-attr]
+            pairs = zip(top.features.tolist(), top.contributions.tolist(), strict=True)
+            for at, (names, values) in zip(rows.tolist(), pairs, strict=True):
+                reasons[at] = list(zip(names, values, strict=True))
+        about = {"method": "exact", "output": explainer.output, "base_value": explainer.base}
+        return Scored(outcome.answers, outcome.replayed, model.version, reasons, about)
 
     def _capture(
         self,

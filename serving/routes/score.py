@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
+from pipelines.reasons import ReasonsUnavailableError
 from pipelines.schema import TX_DATETIME, DatetimeRange
 from serving.deps import ScorerDep, SettingsDep
 from serving.features import EPOCH
@@ -43,6 +44,15 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+Explain = Query(
+    False,
+    description="true: each score scored now also gets its reasons, the 3 largest exact "
+    "TreeSHAP contributions to the model's raw score (log-odds; a random forest's: the "
+    "probability), by magnitude. Not causes. Costs CPU: the first such request of a worker "
+    "also loads the explainer (seconds).",
+)
+
+
 def make_router(types: RequestTypes) -> APIRouter:
     """The scoring routes, their request bodies those of the feature declaration (each
     declared column a typed field: serving/schemas.py `request_types`)."""
@@ -54,27 +64,35 @@ def make_router(types: RequestTypes) -> APIRouter:
         responses=RESPONSES,
     )
 
-    async def score(tx: Transaction, scorer: ScorerDep, settings: SettingsDep) -> Response:
+    async def score(
+        tx: Transaction, scorer: ScorerDep, settings: SettingsDep, explain: bool = Explain
+    ) -> Response:
         """Fraud probability and decision for one raw transaction, with the version that
-        scored it."""
+        scored it (and its reasons, with `?explain=true`)."""
         _check_times([tx], settings.datetime_range, batch=False)
-        scored = await _scored(scorer, [tx], ("body",))
-        answer = {
+        scored = await _scored(scorer, [tx], ("body",), explain)
+        answer: dict[str, Any] = {
             "transaction_id": tx["transaction_id"],
             "fraud_probability": float(scored.probabilities[0]),
             "is_fraud": bool(scored.decisions[0]),
             "model_version": int(scored.answers.version[0]),
         }
+        if scored.reasons is not None:
+            answer["reasons"] = _reasons(scored.reasons[0])
+            answer["explanation"] = scored.explanation
         return _json(answer)
 
-    async def score_batch(batch: Batch, scorer: ScorerDep, settings: SettingsDep) -> Response:
+    async def score_batch(
+        batch: Batch, scorer: ScorerDep, settings: SettingsDep, explain: bool = Explain
+    ) -> Response:
         """Scores in request order. The rows scored now are all scored by one model version
-        (`model_version`); a row answered before keeps its first answer and its version."""
+        (`model_version`); a row answered before keeps its first answer and its version
+        (and, with `?explain=true`, null reasons: its features are not kept)."""
         txs = batch["transactions"]
         _check_rows(len(txs), settings.limits.max_batch_rows)
         _check_unique(txs)
         _check_times(txs, settings.datetime_range, batch=True)
-        scored = await _scored(scorer, txs, ("body", "transactions"))
+        scored = await _scored(scorer, txs, ("body", "transactions"), explain)
         answers = scored.answers
         probabilities, decisions = answers.probability.tolist(), answers.is_fraud.tolist()
         scores = [
@@ -88,7 +106,13 @@ def make_router(types: RequestTypes) -> APIRouter:
                 txs, probabilities, decisions, answers.version.tolist(), strict=True
             )
         ]
-        return _json({"model_version": scored.version, "scores": scores})
+        if scored.reasons is None:
+            return _json({"model_version": scored.version, "scores": scores})
+        for answer, why in zip(scores, scored.reasons, strict=True):
+            answer["reasons"] = _reasons(why)
+        return _json(
+            {"model_version": scored.version, "scores": scores, "explanation": scored.explanation}
+        )
 
     # The bodies' types are the declaration's, known only now: FastAPI reads them from the
     # annotations when the route is added.
@@ -113,12 +137,24 @@ def _check_rows(rows: int, limit: int) -> None:
         raise RequestValidationError([error])
 
 
-async def _scored(scorer: Scorer, txs: list[Transaction], loc: tuple[str, ...]) -> Scored:
-    """`scorer.score(txs)`; transactions dated too far ahead are a 422 on their field."""
+def _reasons(pairs: list[tuple[str, float]] | None) -> list[dict[str, Any]] | None:
+    if pairs is None:
+        return None
+    return [{"feature": name, "contribution": value} for name, value in pairs]
+
+
+async def _scored(
+    scorer: Scorer, txs: list[Transaction], loc: tuple[str, ...], explain: bool
+) -> Scored:
+    """`scorer.score(txs, explain)`; transactions dated too far ahead are a 422 on their
+    field, reasons asked of a model that has none a 422. Explained requests run in the
+    thread pool (their CPU would hold the event loop)."""
     try:
-        if scorer.store.remote:
-            return await run_in_threadpool(scorer.score, txs)
+        if scorer.store.remote or explain:
+            return await run_in_threadpool(scorer.score, txs, explain)
         return scorer.score(txs)
+    except ReasonsUnavailableError as exc:
+        raise HTTPException(422, f"explain=true: {exc}") from None
     except TooFarAheadError as exc:
         limit = EPOCH + dt.timedelta(microseconds=exc.limit_us)
         refused = set(exc.ids)

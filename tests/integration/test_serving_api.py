@@ -300,3 +300,47 @@ def test_docs_reference_the_request_models_with_examples(client: TestClient) -> 
 
 def test_admin_routes_are_off_without_a_token(client: TestClient) -> None:
     assert client.post("/admin/reload").status_code == 404
+
+
+def test_explain_gives_each_fresh_score_its_exact_reasons(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """?explain=true: the 3 largest exact contributions of the features the row was scored
+    with (recomputed from its capture); base + all contributions = its log-odds; a replay
+    answers as before, with null reasons; without the flag the body has no reasons."""
+    import mlflow.sklearn
+    import numpy as np
+
+    from pipelines import reasons
+
+    plain = client.post("/v1/score", json=TX).json()
+    assert "reasons" not in plain
+    fresh = {**TX, "transaction_id": TX["transaction_id"] + 7}
+    r = client.post("/v1/score?explain=true", json=fresh)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["explanation"]["method"] == "exact"
+    assert body["explanation"]["output"] == "log_odds"
+    assert len(body["reasons"]) == 3
+    record = next(x for x in _captured(tmp_path) if x["transaction_id"] == fresh["transaction_id"])
+    names = list(record["features"])
+    x = np.array([[record["features"][n] for n in names]], dtype=np.float64)
+    model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/1")
+    explainer = reasons.Explainer(model, len(names))
+    contrib = explainer.contributions(x, "exact")
+    raw = explainer.raw_score(x)[0]
+    assert abs(contrib.base + contrib.values.sum() - raw) < 1e-6
+    assert abs(body["explanation"]["base_value"] - contrib.base) < 1e-12
+    want = reasons.top(contrib, names, 3)
+    assert [w["feature"] for w in body["reasons"]] == want.features[0].tolist()
+    got = [w["contribution"] for w in body["reasons"]]
+    np.testing.assert_allclose(got, want.contributions[0], rtol=0, atol=1e-9)
+    assert abs(1 / (1 + np.exp(-raw)) - body["fraud_probability"]) < 1e-9
+
+    batch = {"transactions": [TX, {**TX, "transaction_id": TX["transaction_id"] + 8}]}
+    answer = client.post("/v1/score/batch?explain=true", json=batch).json()
+    assert answer["scores"][0]["reasons"] is None  # TX was answered before: replayed
+    assert answer["scores"][0]["fraud_probability"] == plain["fraud_probability"]
+    assert len(answer["scores"][1]["reasons"]) == 3
+    assert answer["explanation"]["method"] == "exact"
+    assert client.post("/v1/score?explain=maybe", json=fresh).status_code == 422

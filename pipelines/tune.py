@@ -23,13 +23,17 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import optuna
+import sqlalchemy.exc
 
 from pipelines import tracking
 from pipelines.config import PipelineConfig, Train
+from pipelines.coverage import resolve_folds
 from pipelines.errors import DataContractError, FraudOpsError
+from pipelines.schema import feature_columns
 from pipelines.search import (
     FoldData,
     cut_folds,
@@ -38,9 +42,7 @@ from pipelines.search import (
     space_ranges,
     study_name,
 )
-
-if TYPE_CHECKING:
-    import optuna
+from pipelines.train import load_folds
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,6 @@ class TuningError(FraudOpsError):
 
 def objective(cfg: Train, data: list[FoldData], experiment: str, parent: str) -> Any:
     """The trial function: mean AP over the folds, reported fold by fold, pruned early."""
-    import optuna
 
     def run(trial: optuna.Trial) -> float:
         params = {**cfg.estimator_params(), **search_space(trial, cfg.estimator)}
@@ -87,9 +88,6 @@ def objective(cfg: Train, data: list[FoldData], experiment: str, parent: str) ->
 
 def open_study(cfg: Train, name: str, pruner: optuna.pruners.BasePruner | None) -> optuna.Study:
     """The study `name` in the SQLite file of `train.tuning.storage`, created or continued."""
-    import optuna
-    import sqlalchemy.exc
-
     tuning = cfg.tuning
     pruner = pruner or optuna.pruners.MedianPruner(
         n_startup_trials=tuning.pruner_startup_trials, n_warmup_steps=tuning.pruner_warmup_folds
@@ -144,8 +142,6 @@ class Outcome:
 
 def summarise(study: optuna.Study, cfg: Train, first: int, configured: Any) -> Outcome:
     """The outcome of trials `first`.. of `study` and its best finished trial."""
-    import optuna
-
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
     for trial in trials[first:]:
@@ -176,12 +172,6 @@ def tune(
     cfg: PipelineConfig, experiment: str, pruner: optuna.pruners.BasePruner | None = None
 ) -> Outcome:
     """Run `train.tuning.n_trials` more trials (within `timeout_s`) of the study of `cfg`."""
-    import optuna
-
-    from pipelines.coverage import resolve_folds
-    from pipelines.schema import feature_columns
-    from pipelines.train import load_folds
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line of ours per trial instead
     if not cfg.paths.features.exists():
         raise DataContractError(f"tune: no features at {cfg.paths.features}: run `make run` first")
@@ -210,7 +200,8 @@ def tune(
         )
     except KeyboardInterrupt:
         tracking.end_run(parent, "KILLED")
-        kept = len(study.trials) - first - 1
+        ended = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+        kept = sum(t.state in ended for t in study.get_trials(deepcopy=False)[first:])
         raise TuningError(
             f"tune: interrupted; study {name} in {tuning.storage} keeps this run's {kept} "
             "finished trials: rerun `make tune` to continue it"

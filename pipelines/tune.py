@@ -19,9 +19,9 @@ Nothing is applied: the best hyper-parameters become a diff of the config to rev
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,7 @@ def enqueue_configured(study: optuna.Study, cfg: Train) -> dict[str, Any] | None
     return configured
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Outcome:
     """What one `make tune` did, and the study's best trial so far."""
 
@@ -140,7 +140,9 @@ class Outcome:
     configured_value: float | None  # the configured ones' mean AP, if the study ran them
 
 
-def summarise(study: optuna.Study, cfg: Train, first: int, configured: Any) -> Outcome:
+def summarise(
+    study: optuna.Study, cfg: Train, first: int, configured: dict[str, Any] | None
+) -> Outcome:
     """The outcome of trials `first`.. of `study` and its best finished trial."""
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
@@ -154,7 +156,7 @@ def summarise(study: optuna.Study, cfg: Train, first: int, configured: Any) -> O
         )
     best = max(done, key=lambda t: float(t.value or 0.0))
     ran = {t.number: search_space(optuna.trial.FixedTrial(t.params), cfg.estimator) for t in done}
-    same = [t for t in done if configured is not None and ran[t.number] == configured]
+    same = [t for t in done if ran[t.number] == configured]
     return Outcome(
         study=study.study_name,
         storage=cfg.tuning.storage,
@@ -198,6 +200,7 @@ def tune(
             timeout=tuning.timeout_s,
             n_jobs=tuning.n_jobs,
         )
+        outcome = summarise(study, cfg.train, first, configured)
     except KeyboardInterrupt:
         tracking.end_run(parent, "KILLED")
         ended = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
@@ -209,7 +212,6 @@ def tune(
     except BaseException:
         tracking.end_run(parent, "FAILED")
         raise
-    outcome = summarise(study, cfg.train, first, configured)
     tracking.log_metrics(parent, {"best.mean.average_precision": outcome.best_value})
     tracking.end_run(parent, "FINISHED", {"fraudops.best_trial": str(outcome.best_number)})
-    return Outcome(**{**outcome.__dict__, "parent_run_id": parent})
+    return dataclasses.replace(outcome, parent_run_id=parent)

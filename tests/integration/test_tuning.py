@@ -14,7 +14,7 @@ from pipelines import stages, tracking
 from pipelines.__main__ import main
 from pipelines.config import PipelineConfig, load_pipeline_config
 from pipelines.params_file import write_params
-from pipelines.tune import STATE, tune
+from pipelines.tune import STATE, TuningError, tune
 from tests.conftest import REPO_ROOT, TINY, tiny_config
 
 pytestmark = pytest.mark.integration
@@ -140,6 +140,30 @@ def test_a_pruned_trial_stops_early_and_is_recorded(features: Path, here: Path) 
     assert run.iloc[0]["status"] == "KILLED"
     assert run.iloc[0]["tags.fraudops.folds_run"] == "1"
     assert outcome.best_number == 0
+
+
+class InterruptTheSecond(optuna.pruners.BasePruner):
+    """Ctrl-C during trial 1's first fold (where a pruner is asked)."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if trial.number > 0:
+            raise KeyboardInterrupt
+        return False
+
+
+def test_an_interrupted_run_loses_only_its_running_trial(features: Path, here: Path) -> None:
+    cfg = _config(features, here)
+    with pytest.raises(TuningError, match=r"interrupted; .* keeps this run's 1 finished trials"):
+        tune(cfg, EXPERIMENT, pruner=InterruptTheSecond())
+    name = optuna.get_all_study_names(f"sqlite:///{cfg.train.tuning.storage}")[0]
+    states = [t.state.name for t in _study(cfg, name).trials]
+    assert states == ["COMPLETE", "FAIL"]
+    again = tune(cfg, EXPERIMENT)
+    assert again.study == name
+    assert again.total == 4
+    assert again.best_value >= _study(cfg, name).trials[0].value
+    killed = _runs(f"tags.`{STATE}` = 'FAIL'")
+    assert (killed["status"] == "FAILED").all()
 
 
 def _project_config(features: Path, here: Path) -> Path:

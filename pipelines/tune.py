@@ -121,8 +121,21 @@ def enqueue_configured(study: optuna.Study, cfg: Train) -> dict[str, Any] | None
     if not inside:
         log.info("tune: the configured %s lie outside the search space", configured)
         return None
-    study.enqueue_trial(configured, skip_if_exists=True)
+    # Trials store Optuna's unrounded values: compare what they fitted (a written-back best).
+    if not any(replayed(t, cfg.estimator) == configured for t in study.get_trials(deepcopy=False)):
+        study.enqueue_trial(configured, skip_if_exists=True)
     return configured
+
+
+def replayed(trial: optuna.trial.FrozenTrial, estimator: str) -> dict[str, Any] | None:
+    """The searched hyper-parameters `trial` fitted, or None if it has not all of them yet
+    (a queued trial, or one that failed while suggesting)."""
+    if trial.state == optuna.trial.TrialState.FAIL:
+        return None
+    try:
+        return search_space(optuna.trial.FixedTrial(trial.params), estimator)
+    except ValueError:
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +168,7 @@ def summarise(
             "raise train.tuning.timeout_s or train.tuning.n_trials"
         )
     best = max(done, key=lambda t: float(t.value or 0.0))
-    ran = {t.number: search_space(optuna.trial.FixedTrial(t.params), cfg.estimator) for t in done}
+    ran = {t.number: replayed(t, cfg.estimator) or {} for t in done}
     same = [t for t in done if ran[t.number] == configured]
     return Outcome(
         study=study.study_name,

@@ -14,6 +14,7 @@ from pipelines import stages, tracking
 from pipelines.__main__ import main
 from pipelines.config import PipelineConfig, load_pipeline_config
 from pipelines.params_file import write_params
+from pipelines.search import search_space
 from pipelines.tune import STATE, TuningError, tune
 from tests.conftest import REPO_ROOT, TINY, tiny_config
 
@@ -82,6 +83,21 @@ def test_a_study_persists_and_a_rerun_adds_to_it(features: Path, here: Path) -> 
     assert len(trials) == 4
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4, "a resume repeats none"
     assert second.best_value == max(t.value for t in trials)
+
+
+def test_params_written_back_are_not_run_again(features: Path, here: Path) -> None:
+    first = tune(_config(features, here), EXPERIMENT)
+    cfg = _config(features, here)
+    trial1 = _study(cfg, first.study).trials[1]
+    rounded = search_space(optuna.trial.FixedTrial(trial1.params), "hist_gradient_boosting")
+    applied = {f"train.hist_gradient_boosting.{k}": v for k, v in rounded.items()}
+    cfg = _config(features, here, **applied, **{"train.tuning.n_trials": 1})
+    again = tune(cfg, EXPERIMENT)
+    assert again.study == first.study, "the search space is the same: the same study"
+    assert again.total == 3
+    assert again.configured_value == trial1.value
+    new = _study(cfg, first.study).trials[2]
+    assert search_space(optuna.trial.FixedTrial(new.params), "hist_gradient_boosting") != rounded
 
 
 def test_another_search_space_is_another_study(features: Path, here: Path) -> None:

@@ -19,7 +19,7 @@ export DVC_NO_ANALYTICS := 1
 DRIFT ?= new_fraud_pattern
 DAYS ?=
 
-.PHONY: help install system-deps init run serve simulate monitor up down status test test-fast lint format bench clean wheels images
+.PHONY: help install system-deps init run tune serve simulate monitor up down status test test-fast lint format bench clean wheels images
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,9 @@ init: ## Make this clone yours: make init NAME="Acme Risk" SLUG=acme-risk (see R
 run: install ## The whole lifecycle in-process (Prefect flow over DVC stages, MLflow registry)
 	$(RUN) python -m pipelines.flows lifecycle
 	$(RUN) dvc status
+
+tune: install ## Optuna search over the folds (train.tuning); prints the best params as a config diff
+	$(RUN) python -m pipelines tune
 
 serve: install ## Serve the champion on 127.0.0.1:8000 (configs/serving.yaml; after make run)
 	$(RUN) python -m serving

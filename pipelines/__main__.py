@@ -95,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exact TreeSHAP (about 20x slower) instead of Saabas's path attribution",
     )
+    tune = sub.add_parser(
+        "tune", help="Optuna search over the folds; proposes its best params as a config diff"
+    )
+    tune.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the diff and leave the config as it is (the study keeps its trials)",
+    )
     rollback = sub.add_parser("rollback", help="give champion back to the previous champion")
     rollback.add_argument("--reason", default="manual rollback")
     rollback.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -154,6 +162,15 @@ def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
         return
     if args.command == "register":
         print(describe(register(cfg, project, actor())))
+        return
+    if args.command == "tune":
+        from pipelines.proposal import describe as describe_proposal
+        from pipelines.proposal import propose
+        from pipelines.tune import tune
+
+        outcome = tune(cfg, project.experiment_name)
+        proposal = propose(args.config, cfg.train.estimator, outcome.best_params, not args.dry_run)
+        print(describe_proposal(outcome, proposal))
         return
     configure(project.experiment_name)
     if args.command == "promote":

@@ -386,11 +386,16 @@ class XGBoost(Strict):
 
 
 class Tuning(Strict):
-    """Optuna hyper-parameter search (trials are nested MLflow runs)."""
+    """The `make tune` search (pipelines/tune.py): its budget, pruning and study file. It
+    never changes what `train` fits: it proposes a diff of `train.<estimator>` instead."""
 
-    enabled: bool
-    n_trials: int = Field(ge=1)
-    n_jobs: int = Field(ge=1)
+    n_trials: int = Field(ge=1)  # per run: a rerun adds as many to the same study
+    timeout_s: float | None = Field(default=None, gt=0)  # no new trial starts after this
+    n_jobs: int = Field(default=1, ge=1)  # trials at a time (threads)
+    seed: int = Field(default=0, ge=0)  # of the sampler (plus the trials already run)
+    pruner_startup_trials: int = Field(default=5, ge=0)  # finished trials before any pruning
+    pruner_warmup_folds: int = Field(default=1, ge=0)  # folds a trial runs before it can be pruned
+    storage: Path = Path(".optuna/studies.db")  # SQLite file of every study (gitignored)
 
 
 FoldAnchor = Literal["latest", "earliest"]

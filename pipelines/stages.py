@@ -118,11 +118,11 @@ def materialize(cfg: PipelineConfig) -> Path:
 
 
 def train(cfg: PipelineConfig) -> Path:
-    """Fit the configured estimator (tuned first if enabled) on fold 0's training block."""
+    """Fit the configured estimator with its configured hyper-parameters on fold 0's
+    training block (`make tune` proposes new ones as a change of the config, never here)."""
     import joblib
 
     from pipelines import train as protocol
-    from pipelines.config import load_project_config
     from pipelines.coverage import resolve_folds
     from pipelines.schema import feature_columns
 
@@ -132,11 +132,6 @@ def train(cfg: PipelineConfig) -> Path:
     features = feature_columns(cfg.features)
     frame = protocol.load_folds(cfg.paths.features, all_folds)  # and both classes per block
     params = cfg.train.estimator_params()
-    if cfg.train.tuning.enabled:
-        from pipelines.tune import tune
-
-        fold = all_folds[1] if len(all_folds) > 1 else all_folds[0]
-        params = tune(cfg.train, frame, fold, features, load_project_config().experiment_name)
     rows = protocol.training_block(frame, all_folds[0])
     started = time.perf_counter()
     model = protocol.fit(cfg.train, rows, features, params)
@@ -149,7 +144,6 @@ def train(cfg: PipelineConfig) -> Path:
             "estimator": cfg.train.estimator,
             "rows": len(rows),
             "frauds": int(rows["tx_fraud"].sum()),
-            "tuned": cfg.train.tuning.enabled,
             **all_folds[0].as_dict(),
         },
         cfg.paths.metrics / "train.json",

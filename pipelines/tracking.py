@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipelines.errors import FraudOpsError
 
@@ -268,23 +269,44 @@ def to_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def log_search(
-    experiment_id: str,
-    estimator: str,
-    trials: list[tuple[dict[str, Any], float]],
-    tags: dict[str, Any],
-) -> str:
-    """A parent run for a hyper-parameter search with one nested run per trial."""
-    import mlflow
+RunStatus = Literal["FINISHED", "KILLED", "FAILED"]
 
-    with (
-        errors("logging the search"),
-        mlflow.start_run(experiment_id=experiment_id, run_name=f"search-{estimator}") as parent,
-    ):
-        mlflow.set_tags({"fraudops.kind": "hyper-parameter search", **tags})
-        for i, (params, value) in enumerate(trials):
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True):
-                mlflow.log_params(params)
-                mlflow.log_metric("validation.average_precision", value)
-        mlflow.log_metric("best.validation.average_precision", max(v for _, v in trials))
-        return str(parent.info.run_id)
+
+def start_run(
+    experiment_id: str,
+    name: str,
+    tags: dict[str, str],
+    params: dict[str, Any] | None = None,
+    parent_id: str | None = None,
+) -> str:
+    """Open a run (nested under `parent_id` when given) and return its id. Explicit run ids,
+    not MLflow's active run, so trials running in threads each log to their own run."""
+    from mlflow.entities import Param
+
+    if parent_id is not None:
+        tags = {**tags, "mlflow.parentRunId": parent_id}  # how MLflow nests a run
+    with errors(f"starting run {name!r}"):
+        run = _client().create_run(experiment_id, tags=tags, run_name=name)
+        run_id = str(run.info.run_id)
+        if params:
+            logged = [Param(k, str(v)[:6000]) for k, v in params.items()]
+            _client().log_batch(run_id, params=logged)
+    return run_id
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    """Log metrics of an open run at `step` (a fold's position, for a trial)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    with errors("logging metrics"):
+        _client().log_batch(run_id, metrics=batch)
+
+
+def end_run(run_id: str, status: RunStatus, tags: dict[str, str] | None = None) -> None:
+    """Close a run with its final tags: FINISHED, KILLED (stopped early) or FAILED."""
+    with errors("ending a run"):
+        for key, value in (tags or {}).items():
+            _client().set_tag(run_id, key, value)
+        _client().set_terminated(run_id, status=status)

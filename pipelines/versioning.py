@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from pipelines.errors import ERROR_FILE_ENV, FraudOpsError
+from pipelines.params_file import write_params
 
 log = logging.getLogger(__name__)
 DEFAULT_PARAMS = Path("configs/pipeline.yaml")  # the file `dvc.yaml` takes its `vars` from
@@ -271,34 +272,3 @@ def _alive(pid_file: Path) -> bool:
     except (OSError, ValueError):
         return False
     return True
-
-
-def write_params(config: Path, overrides: dict[str, object]) -> None:
-    """Set dotted keys in a YAML file, keeping its comments and layout (ruamel round trip):
-    a null stays `null`, a list or map written inline stays inline."""
-    from ruamel.yaml import YAML  # DVC's own YAML library
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    yaml_rt = YAML()
-    yaml_rt.preserve_quotes = True
-    yaml_rt.width = 4096
-    yaml_rt.representer.add_representer(
-        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
-    data = yaml_rt.load(config.read_text())
-    for dotted, value in overrides.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        old, new = node.get(leaf), value
-        if isinstance(value, list | dict):
-            new = CommentedSeq(value) if isinstance(value, list) else CommentedMap(value)
-            inline = (
-                not isinstance(old, CommentedSeq | CommentedMap) or old.fa.flow_style() or not old
-            )
-            if inline:
-                new.fa.set_flow_style()
-        node[leaf] = new
-    with config.open("w") as out:
-        yaml_rt.dump(data, out)

@@ -105,7 +105,7 @@ def copy_project(root: Path, overrides: dict[str, Any]) -> Path:
 
 def set_config(root: Path, overrides: dict[str, Any]) -> None:
     """Set dotted keys in `root`'s configs/pipeline.yaml as a user would: comments kept."""
-    from pipelines.versioning import write_params
+    from pipelines.params_file import write_params
 
     path = root / "configs/pipeline.yaml"
     apply_overrides(yaml.safe_load(path.read_text()), overrides)  # unknown keys fail here

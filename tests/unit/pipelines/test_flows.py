@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import versioning
+from pipelines import params_file, versioning
 from pipelines.config import DEFAULT_PIPELINE_CONFIG, load_pipeline_config
 from pipelines.errors import ConfigError
 from tests.conftest import REPO_ROOT
@@ -75,7 +75,7 @@ def test_the_next_run_repairs_what_a_killed_run_left(project: Path) -> None:
     backup = versioning.PARAMS_BACKUP
     backup.mkdir(parents=True)
     (backup / project.name).write_bytes(before)
-    versioning.write_params(project, {"train.estimator": "random_forest"})
+    params_file.write_params(project, {"train.estimator": "random_forest"})
     (backup / f"{project.name}.written").write_bytes(project.read_bytes())
     (backup / f"{project.name}.pid").write_text("999999999")  # no such process
     versioning.recover_params(project)

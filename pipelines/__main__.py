@@ -138,9 +138,8 @@ def _run(args: argparse.Namespace, cfg: PipelineConfig) -> None:
     project = load_project_config(args.project)
     name = project.registered_model_name
     if args.command == "score":
-        from pipelines.score import score_file
-
         from pipelines.reasons import Method
+        from pipelines.score import score_file
 
         method: Method = "exact" if args.exact_reasons else "approximate"
         done = score_file(

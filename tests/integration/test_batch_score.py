@@ -143,3 +143,23 @@ def test_no_such_version_is_one_line(registered_project: Path, tmp_path: Path) -
     assert line.startswith("error: "), line
     assert "99" in line, line
     assert not out.exists()
+
+
+def test_the_prefect_flow_scores_a_file(
+    registered_project: Path, tmp_path: Path, prefect_api: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fraud-score` (the `batch` deployment's flow) writes what the command writes."""
+    from pipelines.flows.scoring import score_flow
+
+    monkeypatch.chdir(registered_project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    day, _ = _last_day(registered_project)
+    day.to_parquet(tmp_path / "day.parquet")
+    out = tmp_path / "flow.parquet"
+    result = score_flow(str(tmp_path / "day.parquet"), str(out), reasons=2)
+    assert result["rows"] == len(day), result
+    assert result["version"] == 1
+    assert (result["reasons"], result["method"]) == (2, "approximate")
+    scores = pd.read_parquet(out)
+    assert len(scores) == len(day)
+    assert {"reason_1", "contribution_2"} <= set(scores.columns)

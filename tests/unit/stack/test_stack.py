@@ -33,12 +33,13 @@ def test_every_service_binds_loopback_with_telemetry_off() -> None:
     assert serving.env["FRAUDOPS_SERVING_SERVER__HOST"] == "127.0.0.1"
 
 
-def test_prefect_yaml_declares_the_three_deployments() -> None:
+def test_prefect_yaml_declares_the_four_deployments() -> None:
     config = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
     found = {(d["entrypoint"], d["name"]): d for d in config["deployments"]}
     assert set(found) == {
         ("pipelines/flows/training.py:lifecycle_flow", "local"),
         ("pipelines/flows/training.py:training_flow", "local"),
+        ("pipelines/flows/scoring.py:score_flow", "batch"),
         ("monitoring/flows.py:monitoring_flow", "hourly"),
     }
     for d in found.values():
@@ -57,10 +58,14 @@ def test_plan_skips_deployments_whose_entrypoint_is_missing(tmp_path: Path) -> N
     chosen = plan(tmp_path)
     assert chosen.pool == "fraudops-process"
     assert len(chosen.names) == 2
-    assert chosen.skipped == ["monitoring/flows.py:monitoring_flow (hourly)"]
+    assert chosen.skipped == [
+        "pipelines/flows/scoring.py:score_flow (batch)",
+        "monitoring/flows.py:monitoring_flow (hourly)",
+    ]
     assert [d["name"] for d in chosen.config["deployments"]] == ["local", "local"]
     (tmp_path / "monitoring").mkdir()
     (tmp_path / "monitoring/flows.py").write_text("")
+    (tmp_path / "pipelines/flows/scoring.py").write_text("")
     assert plan(tmp_path).skipped == []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks import features, first_run, monitoring, serving, simulator, training
+from benchmarks import features, first_run, models, monitoring, serving, simulator, training
 from benchmarks.context import Context
 from benchmarks.report import SectionResult
 
@@ -23,6 +23,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("simulator", "Simulator", simulator.run),
     Section("features", "Feature stage: DuckDB vs the pandas oracle and Spark", features.run),
     Section("training", "Training: make run and model quality", training.run),
+    Section("models", "Model comparison over 3 seeds, and the cost of reasons", models.run),
     Section(
         "first-run", "First run: fresh clone to champion, install and run apart", first_run.run
     ),

@@ -144,7 +144,7 @@ def set_source(root: Path, kind: str, path: str, column_map: dict[str, str]) -> 
 
 def _set_source_lines(text: str, values: dict[str, object]) -> str | None:
     """The block `source:` with each key on one line of its own, edited in place; else None."""
-    block = re.search(r"(?ms)^source:[ \t]*(?:#.*)?\n(?:(?:[ \t]+.*|[ \t]*)\n)*", text)
+    block = re.search(r"(?m)^source:[ \t]*(?:#.*)?\n(?:(?:[ \t]+.*|[ \t]*)\n)*", text)
     if not block:
         return None
     section = block.group(0)

@@ -123,3 +123,14 @@ def test_source_is_set_whatever_the_layout(project: Path, source: str) -> None:
         "data/x.parquet",
         {"card": "customer_id"},
     )
+
+
+def test_the_source_block_is_edited_line_by_line_when_other_sections_share_its_keys() -> None:
+    """`engine.kind` (and any later `kind:`) is not `source.kind`: the committed config's
+    `source:` lines are edited in place, every comment kept, not re-dumped by a library."""
+    text = (REPO_ROOT / "configs/pipeline.yaml").read_text()
+    values = {"kind": "file", "path": "data/x.csv", "column_map": {"c": "tx_fraud"}}
+    edited = apply._set_source_lines(text, values)
+    assert edited is not None
+    assert edited.count("\n") == text.count("\n")
+    assert '  column_map: {"c": "tx_fraud"}\n' in edited

@@ -9,10 +9,27 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-FORBIDDEN = ("prefect", "dvc", "evidently", "duckdb", "pandas", "stack", "pyspark", "sqlglot")
+# shap too: the explainer is built on the first request that asks for reasons, not at start.
+FORBIDDEN = (
+    "prefect",
+    "dvc",
+    "evidently",
+    "duckdb",
+    "pandas",
+    "stack",
+    "pyspark",
+    "sqlglot",
+    "shap",
+)
 # What serving may take from `pipelines`: the data contracts, the config models, the errors,
-# and the one MLflow adapter.
-SHARED = {"pipelines.config", "pipelines.errors", "pipelines.schema", "pipelines.tracking"}
+# the one MLflow adapter and the one shap adapter (reasons, the same offline and online).
+SHARED = {
+    "pipelines.config",
+    "pipelines.errors",
+    "pipelines.schema",
+    "pipelines.tracking",
+    "pipelines.reasons",
+}
 
 
 def test_importing_serving_main_imports_no_heavy_or_offline_library() -> None:

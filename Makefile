@@ -81,8 +81,8 @@ status: ## Which services of the local stack run, with their pids and URLs
 test: install system-deps ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-fast: install ## Unit, data and model tests only (no integration, e2e, slow, container, fault or Spark tests)
-	$(RUN) pytest -m "not integration and not e2e and not slow and not container and not fault and not spark" $(PYTEST_ARGS)
+test-fast: install ## Unit, data and model tests only (no integration, e2e, slow, container, compose, fault or Spark tests)
+	$(RUN) pytest -m "not integration and not e2e and not slow and not container and not compose and not fault and not spark" $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy strict
 	$(RUN) ruff check .

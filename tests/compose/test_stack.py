@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from tests.captures import read_predictions
 from tests.compose.conftest import Stack
 from tests.conftest import MODEL_NAME
+from tests.container.conftest import sh
 from tests.e2e.conftest import TINY_RUN
 
 pytestmark = pytest.mark.compose
@@ -73,6 +74,18 @@ def test_a_lifecycle_deployment_run_completes_in_the_stack(stack: Stack) -> None
     client = MlflowClient(tracking_uri=stack.url("MLFLOW_PORT"))
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert int(champion.version) == 1
+    # The registry and the flow runs are in the PostgreSQL container.
+    assert _count(stack, "mlflow", "model_versions") == 1
+    assert _count(stack, "prefect", "flow_run") >= 3  # the lifecycle and its two subflows
+
+
+def _count(stack: Stack, database: str, table: str) -> int:
+    out = sh(
+        *stack.podman, "exec", stack.containers()["postgres"], "psql", "-h", "/tmp",
+        "-p", str(stack.port("POSTGRES_PORT")), "-U", "fraudops", "-d", database, "-tAc",
+        f"SELECT count(*) FROM {table}",
+    )  # fmt: skip
+    return int(out.strip())
 
 
 def _deployment(prefect: str, env: dict[str, str]) -> bool | None:

@@ -84,8 +84,8 @@ status: ## Which services of the local stack run, with their pids and URLs
 test: install system-deps ## Every test: unit, data, integration, e2e (what CI runs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-fast: install ## Unit, data and model tests only (no integration, e2e, slow, container, fault or Spark tests)
-	$(RUN) pytest -m "not integration and not e2e and not slow and not container and not fault and not spark" $(PYTEST_ARGS)
+test-fast: install ## Unit, data and model tests only (no integration, e2e, slow, container, compose, fault or Spark tests)
+	$(RUN) pytest -m "not integration and not e2e and not slow and not container and not compose and not fault and not spark" $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy strict
 	$(RUN) ruff check .
@@ -104,11 +104,13 @@ wheels: install ## Wheelhouse for offline image builds: docker/wheels/ from uv.l
 # hybrid cgroups, and ulimits this sandbox allows. docker build takes the same arguments.
 PODMAN ?= podman $(if $(shell command -v runc 2>/dev/null),--runtime $(shell command -v runc))
 PODMAN_FLAGS ?= --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
-images: wheels ## Both images, built offline on a debootstrapped base (podman, debootstrap, root)
+images: wheels ## The images, built offline on debootstrapped bases (podman, debootstrap, root)
 	$(eval BASE_IMAGE := $(shell docker/base-image.sh))
-	for name in serving pipelines; do \
+	$(eval SERVICES_BASE := $(shell docker/base-image.sh services))
+	for name in serving pipelines services; do \
+	  base=$(BASE_IMAGE); [ $$name != services ] || base=$(SERVICES_BASE); \
 	  $(PODMAN) build --pull=never --network=none --format=docker $(PODMAN_FLAGS) \
-	    --build-arg BASE_IMAGE=$(BASE_IMAGE) -f docker/$$name.Dockerfile -t fraudops-$$name:local . \
+	    --build-arg BASE_IMAGE=$$base -f docker/$$name.Dockerfile -t fraudops-$$name:local . \
 	    || exit 1; \
 	done
 

@@ -2,6 +2,9 @@
 # A minimal Debian bookworm base image (Python 3.11) built offline from Debian's packages:
 # debootstrap, then `podman import`. For machines that can reach Debian's mirror but no
 # container registry. Prints the image name; pass it as --build-arg BASE_IMAGE=<name>.
+#   docker/base-image.sh            python3 (the serving and pipelines images build on it)
+#   docker/base-image.sh services   plus PostgreSQL 15, Redis and nginx from Debian: the image
+#                                   the compose stack runs its database, store and balancer from
 #
 # Cached twice: the image in podman's store, and a tarball in $FRAUDOPS_CACHE
 # (default ~/.cache/fraudops) that re-imports in seconds after `podman system reset`.
@@ -11,11 +14,19 @@ set -euo pipefail
 SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=python3,python3-venv,ca-certificates
+NAME=fraudops-base
+case "${1:-}" in
+  "") ;;
+  services)  # TEMPLATE: the Debian packages of the stack's own services
+    PACKAGES=$PACKAGES,postgresql-15,redis-server,nginx-light
+    NAME=fraudops-services ;;
+  *) echo "usage: $0 [services]" >&2; exit 2 ;;
+esac
 # The tag changes whenever what goes into the image does, so a stale cache is never used.
 TAG=$(printf '%s %s %s' "$SUITE" "$PACKAGES" v1 | sha256sum | cut -c1-12)
-IMAGE=localhost/fraudops-base:${SUITE}-${TAG}
+IMAGE=localhost/${NAME}:${SUITE}-${TAG}
 CACHE=${FRAUDOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fraudops}
-TARBALL=$CACHE/base-${SUITE}-${TAG}.tar
+TARBALL=$CACHE/${NAME#fraudops-}-${SUITE}-${TAG}.tar
 
 if podman image exists "$IMAGE"; then
   echo "$IMAGE"

@@ -47,8 +47,10 @@ ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 \
     DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false \
     DVC_NO_ANALYTICS=1
 USER 10001
-# No git in the image: DVC runs without an SCM (runs record git_commit "unknown").
-RUN dvc config --local core.no_scm true
+# No git in the image: DVC runs without an SCM (runs record git_commit "unknown"). data/ is
+# not in the build context: the folders git keeps empty that stages read (data/feedback, a
+# dependency of `generate`) are made here, and copied into a fresh data volume.
+RUN dvc config --local core.no_scm true && mkdir -p data/feedback
 # The worker's health server (PREFECT_WORKER_WEBSERVER_PORT, 8080 by default): 200 while it polls.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PREFECT_WORKER_WEBSERVER_PORT', '8080'), timeout=2)"]

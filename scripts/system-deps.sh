@@ -2,7 +2,8 @@
 # The system packages the tests and benchmarks run for real, from Debian's packages: Redis
 # (integration tests: the shared online store), PostgreSQL 15 (e2e: a throwaway cluster for
 # MLflow and Prefect), podman with runc and debootstrap (container tests: images built offline
-# on a debootstrapped base; only when tests/container exists), a Java 17 runtime (the Spark
+# on a debootstrapped base; only when tests/container exists; the compose tests use the same
+# podman, with podman-compose from the dev group), a Java 17 runtime (the Spark
 # tests and benchmark: PySpark's local mode) and wrk (the serving benchmark).
 # `make test`, `make bench` and .ci/run call this. Nothing missing: prints nothing, exits 0.
 # Otherwise one line says what it installs and why, then `apt-get install` (with sudo when not

@@ -2,7 +2,8 @@
 
 Every answered request is captured before its answer is sent: the scorer encodes the
 request's line and appends it to an append-only JSON-lines log, one file per process and
-day, `<dir>/date=YYYY-MM-DD/part-<pid>.jsonl` (`CaptureLog`). The write goes to the kernel
+day, `<dir>/date=YYYY-MM-DD/part-<host>-<pid>.jsonl` (`CaptureLog`; the host name too: replicas
+in containers sharing one capture volume are each pid 1). The write goes to the kernel
 before the answer does, so a crashed process (kill -9) loses no answered record; it costs
 one `write` call per request (docs/adr/0005-capture-writer.md has the figures). When the
 log cannot be written, the request is refused with 503 and /ready turns red: an answer is
@@ -21,6 +22,7 @@ import datetime as dt
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -272,7 +274,7 @@ def _fsync_and_close(fd: int) -> None:
 
 def _today(directory: Path) -> Path:
     day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    return directory / f"date={day}" / f"part-{os.getpid()}.jsonl"
+    return directory / f"date={day}" / f"part-{socket.gethostname()}-{os.getpid()}.jsonl"
 
 
 def _as_text(value: Any) -> Any:

@@ -68,6 +68,7 @@ CONTAINER_PATTERNS = (
     "**/compose*.yaml",
     "**/compose*.yml",
     "tests/container",
+    "tests/compose",
     "tests/**/test_*docker*.py",
     "tests/**/test_*compose*.py",
     "tests/**/test_*container*.py",

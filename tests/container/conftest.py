@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # This sandbox refuses the default rlimits and has no bridge network (see docker/README.md).
 RUN_FLAGS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+# Images built in this session: tests/compose imports these fixtures, which pytest then holds
+# once per directory; the second asks here instead of checking the build cache again (~1 min).
+_BUILT: dict[tuple[str, ...], str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +64,8 @@ def build_image(podman: list[str], base_image: str) -> Callable[[str, list[str]]
     """Build `docker/<name>.Dockerfile` from a wheelhouse of `extras`, with no network."""
 
     def build(name: str, extras: list[str]) -> str:
+        if (name, *extras) in _BUILT:  # another directory's session fixture built it
+            return _BUILT[(name, *extras)]
         started = time.monotonic()
         sh(sys.executable, str(REPO_ROOT / "docker/wheelhouse.py"), *extras)
         fetched = time.monotonic()
@@ -76,6 +81,7 @@ def build_image(podman: list[str], base_image: str) -> Callable[[str, list[str]]
             fetched - started,
             time.monotonic() - fetched,
         )
+        _BUILT[(name, *extras)] = tag
         return tag
 
     return build

@@ -22,6 +22,7 @@ from pipelines.config import load_project_config
 from tests.conftest import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker/compose.yaml"
+HOSTNET = REPO_ROOT / "docker/compose.hostnet.yaml"
 ENV_EXAMPLE = REPO_ROOT / "docker/.env.example"
 
 
@@ -52,7 +53,10 @@ def test_compose_file_is_valid_compose_spec(
         "mlflow",
         "prefect-server",
         "prefect-worker",
-        "serving",
+        "redis",
+        "serving-a",
+        "serving-b",
+        "balancer",
     }
 
 
@@ -60,7 +64,7 @@ def test_the_schema_rejects_what_compose_rejects(
     validator: jsonschema.protocols.Validator, compose: dict[str, Any]
 ) -> None:
     broken = copy.deepcopy(compose)
-    broken["services"]["serving"]["helthcheck"] = broken["services"]["serving"]["healthcheck"]
+    broken["services"]["mlflow"]["helthcheck"] = broken["services"]["mlflow"]["healthcheck"]
     assert not validator.is_valid(broken)
     broken = copy.deepcopy(compose)
     broken["services"]["postgres"]["depends_on"] = {"mlflow": {"condition": "service_ready"}}
@@ -109,3 +113,28 @@ def test_mlflow_names_its_driver_and_takes_its_artifacts_destination_as_a_settin
     )
     passed = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
     assert all(mlflow["environment"][name] is None for name in passed)
+
+
+def test_the_host_network_overlay_covers_every_service_and_name(compose: dict[str, Any]) -> None:
+    """On a host network every service name must resolve (to loopback), and each service
+    listens on a port of its own: the URLs of compose.yaml work unchanged."""
+    overlay = yaml.safe_load(HOSTNET.read_text())
+    assert set(overlay["services"]) == set(compose["services"])
+    for service in overlay["services"].values():
+        assert service["network_mode"] == "host"
+        names = {entry.split(":")[0] for entry in service["extra_hosts"]}
+        assert names == set(compose["services"]) - {"prefect-worker", "balancer"}
+    services = compose["services"].values()
+    published = [p.rsplit(":", 1)[1] for s in services for p in s.get("ports", [])]
+    assert len(published) == len(set(published)), published
+
+
+def test_two_replicas_share_redis_behind_the_balancer(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("serving-a", "serving-b"):
+        env = services[name]["environment"]
+        assert env["FRAUDOPS_SERVING_ONLINE_STORE__BACKEND"] == "redis"
+        assert env["FRAUDOPS_REDIS_URL"] == "redis://redis:${REDIS_PORT:-6379}/0"
+        assert services[name]["hostname"] == name  # one capture file each
+    upstreams = services["balancer"]["environment"]["FRAUDOPS_UPSTREAMS"].split()
+    assert [u.split(":")[0] for u in upstreams] == ["serving-a", "serving-b"]

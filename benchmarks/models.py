@@ -6,7 +6,8 @@ tested on each of the 4 prequential folds, exactly as `evaluate` does. The mean 
 folds is a seed's figure; the table gives each seed and the mean and minimum over them. The
 serving cost beside it is one transaction's `predict_proba` (the service's compiled scorer
 where it applies). Reasons: on seed 42's fold-0 test block, the default model's exact TreeSHAP
-against Saabas's attribution (what the batch transform writes by default), per row.
+(what the batch transform and `?explain=true` give) against Saabas's attribution
+(`--fast-reasons`), per row.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ Two methods:
   `shap.TreeExplainer` computes for trees), for every row. A few hundred microseconds a row.
 - `approximate`: Saabas's attribution (`TreeExplainer(...).shap_values(approximate=True)`):
   each split on a transaction's path credits its feature with the change in the expected
-  value. Also adds up to the raw score exactly, about 20x cheaper; its disagreement with the
-  exact method (the top reason, the top-3 set) is measured in docs/benchmarks.md.
+  value. Also adds up to the raw score exactly and is about 90x cheaper, but it often names
+  another top reason than the exact method (measured: docs/benchmarks.md, section models).
 """
 
 from __future__ import annotations

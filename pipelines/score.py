@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 REASONS = explaining.TOP  # the contributions written with each score
-CHUNK = 200_000  # rows explained at a time: contributions are rows x features floats
+CHUNK = 50_000  # rows explained at a time (a task of a worker process): rows x features floats
 
 
 class ScoringError(FraudOpsError):
@@ -115,7 +116,7 @@ def score_file(
     version: int | None = None,
     history: bool = False,
     reasons: int = REASONS,
-    method: explaining.Method = "approximate",
+    method: explaining.Method = "exact",
 ) -> BatchScores:
     """Score `input_path` into `output` (parquet, or CSV by its suffix): per transaction its
     id, time, fraud probability, decision at the version's threshold, the version, and its
@@ -189,10 +190,16 @@ def explained(
     """The columns `reason_i` (a feature's name) and `contribution_i` (its contribution to
     the raw score) of the `k` largest contributions of each row, by magnitude."""
     explainer = explaining.Explainer(model, len(names))
-    parts = [
-        explaining.top(explainer.contributions(x[i : i + CHUNK], method), names, k)
-        for i in range(0, len(x), CHUNK)
-    ]
+    chunks = [x[i : i + CHUNK] for i in range(0, len(x), CHUNK)]
+    jobs = min(len(chunks), usable_cores())
+    if jobs > 1:  # shap holds the GIL: one process per core (joblib's loky), each its own
+        from joblib import Parallel, delayed
+
+        parts = Parallel(n_jobs=jobs)(
+            delayed(_top_of)(model, chunk, names, k, method) for chunk in chunks
+        )
+    else:
+        parts = [explaining.top(explainer.contributions(c, method), names, k) for c in chunks]
     features = np.concatenate([part.features for part in parts])
     values = np.concatenate([part.contributions for part in parts])
     columns: dict[str, np.ndarray] = {}
@@ -207,6 +214,19 @@ def explained(
         explainer.base,
     )
     return columns
+
+
+def _top_of(
+    model: object, x: np.ndarray, names: list[str], k: int, method: explaining.Method
+) -> explaining.Reasons:
+    """One chunk's reasons, in a worker process (its own explainer)."""
+    contributions = explaining.Explainer(model, len(names)).contributions(x, method)
+    return explaining.top(contributions, names, k)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _write(frame: pd.DataFrame, output: Path) -> None:

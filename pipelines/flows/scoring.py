@@ -29,7 +29,7 @@ def score_task(
     version: int | None,
     with_history: bool,
     reasons: int,
-    exact_reasons: bool,
+    fast_reasons: bool,
 ) -> dict[str, Any]:
     """Score `input_path` into `output` (no retries: what fails here fails again)."""
     cfg = load_pipeline_config(Path(config), overrides)
@@ -41,7 +41,7 @@ def score_task(
         version,
         with_history,
         max(reasons, 0),
-        "exact" if exact_reasons else "approximate",
+        "approximate" if fast_reasons else "exact",
     )
     return {
         "output": str(done.output),
@@ -62,7 +62,7 @@ def score_flow(
     version: int | None = None,
     with_history: bool = False,
     reasons: int = TOP,
-    exact_reasons: bool = False,
+    fast_reasons: bool = False,
     config: str = str(DEFAULT_PIPELINE_CONFIG),
     overrides: dict[str, Any] | None = None,
     project: str = str(DEFAULT_PROJECT_CONFIG),
@@ -77,7 +77,7 @@ def score_flow(
         version,
         with_history,
         reasons,
-        exact_reasons,
+        fast_reasons,
     )
     kept = f", {result['quarantined']} quarantined in {result['quarantine']}"
     print(

@@ -97,14 +97,14 @@ def test_a_day_scored_in_batch_gets_the_offline_and_served_scores(
 def _check_reasons(
     project: Path, scores: pd.DataFrame, rows: pd.DataFrame, features: pd.DataFrame
 ) -> None:
-    """Each row's three reasons are its three largest Saabas contributions, recomputed."""
+    """Each row's three reasons are its three largest exact contributions, recomputed."""
     import mlflow.sklearn
 
     cfg = load_pipeline_config(project / "configs/pipeline.yaml")
     names = feature_columns(cfg.features)
     model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/1")
     x = features.loc[rows[schema.TRANSACTION_ID], names].to_numpy(np.float64)
-    contrib = reasons.Explainer(model, len(names)).contributions(x, "approximate").values
+    contrib = reasons.Explainer(model, len(names)).contributions(x, "exact").values
     order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :3]
     for i in range(3):
         assert scores[f"reason_{i + 1}"].tolist() == [names[j] for j in order[:, i]]
@@ -113,16 +113,16 @@ def _check_reasons(
     assert set(scores["reason_1"]) <= set(names)
 
 
-def test_exact_reasons_and_none(registered_project: Path, tmp_path: Path) -> None:
-    """--exact-reasons writes TreeSHAP's; --reasons 0 writes the scores alone."""
+def test_fast_reasons_and_none(registered_project: Path, tmp_path: Path) -> None:
+    """--fast-reasons writes Saabas's; --reasons 0 writes the scores alone."""
     day, _ = _last_day(registered_project)
     day.head(200).to_parquet(tmp_path / "day.parquet")
-    exact, bare = tmp_path / "exact.parquet", tmp_path / "bare.csv"
+    fast, bare = tmp_path / "fast.parquet", tmp_path / "bare.csv"
     env = {"MLFLOW_TRACKING_URI": ""}
-    more = ("--reasons", "2", "--exact-reasons")
-    said = run(registered_project, *_score(tmp_path / "day.parquet", exact, *more), env=env)
-    assert "2 reasons each (exact)" in said, said
-    assert list(pd.read_parquet(exact).columns)[-4:] == [
+    more = ("--reasons", "2", "--fast-reasons")
+    said = run(registered_project, *_score(tmp_path / "day.parquet", fast, *more), env=env)
+    assert "2 reasons each (approximate)" in said, said
+    assert list(pd.read_parquet(fast).columns)[-4:] == [
         "reason_1",
         "contribution_1",
         "reason_2",
@@ -159,7 +159,7 @@ def test_the_prefect_flow_scores_a_file(
     result = score_flow(str(tmp_path / "day.parquet"), str(out), reasons=2)
     assert result["rows"] == len(day), result
     assert result["version"] == 1
-    assert (result["reasons"], result["method"]) == (2, "approximate")
+    assert (result["reasons"], result["method"]) == (2, "exact")
     scores = pd.read_parquet(out)
     assert len(scores) == len(day)
     assert {"reason_1", "contribution_2"} <= set(scores.columns)

@@ -55,3 +55,27 @@ def test_a_model_of_another_kind_is_one_clear_error() -> None:
     model = KNeighborsClassifier().fit(frame[names], frame["tx_fraud"])
     with pytest.raises(reasons.ReasonsUnavailableError, match="KNeighborsClassifier"):
         reasons.Explainer(model, len(names))
+
+
+def test_batch_reasons_in_worker_processes_equal_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batch transform explains chunks in one process per core; the columns are those
+    of one process, in row order."""
+    from pipelines import score
+
+    cfg = load_pipeline_config(
+        REPO_ROOT / "configs/pipeline.yaml", {"train.hist_gradient_boosting.max_iter": 30}
+    )
+    frame, names = _data()
+    model = fit(cfg.train, frame, names)
+    x = frame[names].to_numpy(np.float64)[:900]
+    monkeypatch.setattr(score, "CHUNK", 250)
+    monkeypatch.setattr(score, "usable_cores", lambda: 1)
+    alone = score.explained(model, x, names, 2, "exact")
+    monkeypatch.setattr(score, "usable_cores", lambda: 2)
+    parallel = score.explained(model, x, names, 2, "exact")
+    assert list(parallel) == ["reason_1", "contribution_1", "reason_2", "contribution_2"]
+    for column, values in alone.items():
+        assert len(parallel[column]) == 900
+        np.testing.assert_array_equal(parallel[column], values)
